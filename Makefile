@@ -1,0 +1,43 @@
+# make demo   - short CPU benchmark: the fused layer against the unfold baseline (and references)
+# make test   - the test suite (creates .venv and builds the package on first use)
+# make test-all - the test suite with the slow cases
+# make bench  - the full CPU benchmark over the canonical shapes, appended to bench/results/
+# make lint   - ruff
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH_VERSION ?= 2.14.1
+STAMP := $(VENV)/.mkcc-installed
+SOURCES := setup.py pyproject.toml $(shell find csrc -type f 2>/dev/null)
+
+.PHONY: install test test-all bench demo lint clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install "torch==$(TORCH_VERSION)" "setuptools>=64" wheel ninja pybind11
+
+$(STAMP): $(PY) $(SOURCES)
+	$(PY) -m pip install --no-build-isolation -e ".[dev]"
+	touch $@
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q -m ""
+
+demo: $(STAMP)
+	$(PY) -m bench.kan_bench --quick --providers cpu,reference,unfold
+
+bench: $(STAMP)
+	$(PY) -m bench.kan_bench --csv bench/results/cpu_bench.csv
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+clean:
+	rm -rf build *.egg-info mkcc_kernels/_C*.so

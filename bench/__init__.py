@@ -1,0 +1,1 @@
+"""Benchmarks of the KANConv1d backends."""

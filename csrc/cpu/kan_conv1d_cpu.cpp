@@ -1,0 +1,221 @@
+// CPU entry points of mkcc::kan_conv1d_fwd / mkcc::kan_conv1d_bwd: checks, weight packing,
+// work split over at::parallel_for, and the choice of instruction-set build.
+#include <algorithm>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include "../host.h"
+#include "isa.h"
+#include "kernels.h"
+
+namespace mkcc {
+namespace cpu {
+namespace {
+
+// Output positions per forward work item: a 64 x out_stride accumulator tile stays in L1/L2;
+// smaller tiles when that leaves too few items for the threads.
+constexpr int64_t kMaxTimeTile = 64;
+constexpr int64_t kMinTimeTile = 16;
+
+void check_cpu_dtype(const at::Tensor& x) {
+  TORCH_CHECK_TYPE(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
+                   "x: backend 'cpu' supports float32 and float64, got ", x.scalar_type(),
+                   " (use backend='reference' for other dtypes)");
+}
+
+template <typename Args>
+void run_forward(const Args& a, int64_t begin, int64_t end, void* scratch) {
+  switch (current_isa()) {
+#if defined(__x86_64__)
+    case Isa::avx512: avx512::forward(a, begin, end, scratch); return;
+    case Isa::avx2: avx2::forward(a, begin, end, scratch); return;
+#endif
+    default: generic::forward(a, begin, end, scratch); return;
+  }
+}
+
+template <typename Args>
+void run_input_grad(const Args& a, int64_t begin, int64_t end) {
+  switch (current_isa()) {
+#if defined(__x86_64__)
+    case Isa::avx512: avx512::input_grad(a, begin, end, nullptr); return;
+    case Isa::avx2: avx2::input_grad(a, begin, end, nullptr); return;
+#endif
+    default: generic::input_grad(a, begin, end, nullptr); return;
+  }
+}
+
+template <typename Args>
+void run_weight_grad(const Args& a, int64_t begin, int64_t end, void* scratch) {
+  switch (current_isa()) {
+#if defined(__x86_64__)
+    case Isa::avx512: avx512::weight_grad(a, begin, end, scratch); return;
+    case Isa::avx2: avx2::weight_grad(a, begin, end, scratch); return;
+#endif
+    default: generic::weight_grad(a, begin, end, scratch); return;
+  }
+}
+
+// 64-byte aligned per-thread scratch (CPU allocations of ATen are 64-byte aligned).
+at::Tensor scratch_buffer(int64_t bytes) { return at::empty({std::max<int64_t>(bytes, 64)}, at::kByte); }
+
+// [C_in][k][num_rows][out_stride] packed weights; see PackedLayout.
+at::Tensor pack_weights(const at::Tensor& base_weight, const at::Tensor& spline_weight,
+                        const KanConv1dParams& p, const PackedLayout& layout) {
+  const int64_t spline_count = p.grid_size + p.spline_order;
+  auto packed = at::zeros({p.groups, p.in_per_group, p.kernel_size, layout.num_rows,
+                           layout.out_stride},
+                          base_weight.options());
+  auto channels = packed.narrow(4, 0, p.out_per_group);
+  channels.select(3, 0).copy_(
+      base_weight.reshape({p.groups, p.out_per_group, p.in_per_group, p.kernel_size})
+          .permute({0, 2, 3, 1}));
+  channels.narrow(3, 1 + p.spline_order, spline_count)
+      .copy_(spline_weight
+                 .reshape({p.groups, p.out_per_group, p.in_per_group, p.kernel_size,
+                           spline_count})
+                 .permute({0, 2, 3, 4, 1}));
+  return packed;
+}
+
+// grad_out as [B][groups][T_out][out_stride], output channels innermost, zero padded.
+at::Tensor transpose_grad_out(const at::Tensor& grad_out, const KanConv1dParams& p,
+                              const PackedLayout& layout) {
+  auto out = at::zeros({p.batch, p.groups, p.out_length, layout.out_stride}, grad_out.options());
+  out.narrow(3, 0, p.out_per_group)
+      .copy_(grad_out.reshape({p.batch, p.groups, p.out_per_group, p.out_length})
+                 .transpose(2, 3));
+  return out;
+}
+
+at::Tensor kan_conv1d_fwd_cpu(const at::Tensor& x, const at::Tensor& base_weight,
+                              const at::Tensor& spline_weight, int64_t stride, int64_t pad_left,
+                              int64_t pad_right, int64_t dilation, int64_t groups,
+                              int64_t spline_order, double grid_lo, double grid_hi) {
+  const KanConv1dParams p = make_params(x, base_weight, spline_weight, stride, pad_left,
+                                        pad_right, dilation, groups, spline_order, grid_lo,
+                                        grid_hi);
+  check_cpu_dtype(x);
+  auto out = new_output({p.batch, p.out_channels, p.out_length}, x.options());
+  if (out.numel() == 0) return out;
+
+  const auto x_contig = x.contiguous();
+  const PackedLayout layout = packed_layout(p, kChannelAlign);
+  const auto packed = pack_weights(base_weight, spline_weight, p, layout);
+  const auto knots = make_knots(p, grid_lo, grid_hi, x.options());
+
+  const int64_t threads = at::get_num_threads();
+  int64_t time_tile = std::min(p.out_length, kMaxTimeTile);
+  while (time_tile > kMinTimeTile &&
+         p.batch * p.groups * ((p.out_length + time_tile - 1) / time_tile) < 4 * threads) {
+    time_tile /= 2;
+  }
+  const int64_t num_tiles = (p.out_length + time_tile - 1) / time_tile;
+
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "kan_conv1d_fwd_cpu", [&] {
+    ForwardArgs<scalar_t> a{p,
+                            layout,
+                            x_contig.const_data_ptr<scalar_t>(),
+                            knots.const_data_ptr<scalar_t>(),
+                            packed.const_data_ptr<scalar_t>(),
+                            out.mutable_data_ptr<scalar_t>(),
+                            time_tile,
+                            num_tiles};
+    const int64_t bytes = forward_scratch(p, layout, time_tile, sizeof(scalar_t)).bytes;
+    at::parallel_for(0, p.batch * p.groups * num_tiles, 1, [&](int64_t begin, int64_t end) {
+      auto scratch = scratch_buffer(bytes);
+      run_forward(a, begin, end, scratch.mutable_data_ptr());
+    });
+  });
+  return out;
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_conv1d_bwd_cpu(
+    const at::Tensor& grad_out, const at::Tensor& x, const at::Tensor& base_weight,
+    const at::Tensor& spline_weight, int64_t stride, int64_t pad_left, int64_t pad_right,
+    int64_t dilation, int64_t groups, int64_t spline_order, double grid_lo, double grid_hi,
+    bool input_grad, bool weight_grad) {
+  const KanConv1dParams p = make_params(x, base_weight, spline_weight, stride, pad_left,
+                                        pad_right, dilation, groups, spline_order, grid_lo,
+                                        grid_hi);
+  check_cpu_dtype(x);
+  check_grad_out(grad_out, x, p);
+
+  // Gradients that are not asked for come back as empty tensors.
+  at::Tensor grad_x = input_grad ? new_output({p.batch, p.in_channels, p.length}, x.options())
+                                 : at::empty({0}, x.options());
+  at::Tensor grad_base = weight_grad ? new_output(base_weight.sizes(), x.options())
+                                     : at::empty({0}, x.options());
+  at::Tensor grad_spline = weight_grad ? new_output(spline_weight.sizes(), x.options())
+                                       : at::empty({0}, x.options());
+  if (p.batch == 0) {  // an empty batch: the weight gradients are zero
+    grad_base.zero_();
+    grad_spline.zero_();
+    return {grad_x, grad_base, grad_spline};
+  }
+  if (!input_grad && !weight_grad) return {grad_x, grad_base, grad_spline};
+
+  const auto x_contig = x.contiguous();
+  const PackedLayout layout = packed_layout(p, kChannelAlign);
+  const auto knots = make_knots(p, grid_lo, grid_hi, x.options());
+  const auto grad_out_t = transpose_grad_out(grad_out, p, layout);
+  const int64_t threads = at::get_num_threads();
+
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "kan_conv1d_bwd_cpu", [&] {
+    if (input_grad) {
+      const auto packed = pack_weights(base_weight, spline_weight, p, layout);
+      InputGradArgs<scalar_t> a{p,
+                                layout,
+                                x_contig.const_data_ptr<scalar_t>(),
+                                knots.const_data_ptr<scalar_t>(),
+                                packed.const_data_ptr<scalar_t>(),
+                                grad_out_t.const_data_ptr<scalar_t>(),
+                                grad_x.mutable_data_ptr<scalar_t>()};
+      at::parallel_for(0, p.batch * p.in_channels, 1, [&](int64_t begin, int64_t end) {
+        run_input_grad(a, begin, end);
+      });
+    }
+    if (weight_grad) {
+      // Each item owns one input channel of one batch chunk, so no two threads write the same
+      // gradient entry; chunks (fixed by the thread count) are summed in order afterwards.
+      const int64_t chunks =
+          p.in_channels >= 2 * threads
+              ? 1
+              : std::min(p.batch, (2 * threads + p.in_channels - 1) / p.in_channels);
+      auto packed_grad = at::zeros({chunks, p.groups, p.in_per_group, p.kernel_size,
+                                    layout.num_rows, layout.out_stride},
+                                   x.options());
+      WeightGradArgs<scalar_t> a{p,
+                                 layout,
+                                 x_contig.const_data_ptr<scalar_t>(),
+                                 knots.const_data_ptr<scalar_t>(),
+                                 grad_out_t.const_data_ptr<scalar_t>(),
+                                 packed_grad.mutable_data_ptr<scalar_t>(),
+                                 chunks};
+      const int64_t bytes = weight_grad_scratch(p, sizeof(scalar_t)).bytes;
+      at::parallel_for(0, chunks * p.in_channels, 1, [&](int64_t begin, int64_t end) {
+        auto scratch = scratch_buffer(bytes);
+        run_weight_grad(a, begin, end, scratch.mutable_data_ptr());
+      });
+      const auto total = packed_grad.sum(0).narrow(4, 0, p.out_per_group);
+      // [groups, Cg, k, rows, Cog] -> [groups, Cog, Cg, k(, G+K)]
+      grad_base.copy_(total.select(3, 0).permute({0, 3, 1, 2}).reshape(base_weight.sizes()));
+      grad_spline.copy_(total.narrow(3, 1 + p.spline_order, p.grid_size + p.spline_order)
+                            .permute({0, 4, 1, 2, 3})
+                            .reshape(spline_weight.sizes()));
+    }
+  });
+  return {grad_x, grad_base, grad_spline};
+}
+
+}  // namespace
+}  // namespace cpu
+
+TORCH_LIBRARY_IMPL(mkcc, CPU, m) {
+  m.impl("kan_conv1d_fwd", &cpu::kan_conv1d_fwd_cpu);
+  m.impl("kan_conv1d_bwd", &cpu::kan_conv1d_bwd_cpu);
+}
+
+}  // namespace mkcc

@@ -1,0 +1,113 @@
+// Fused CPU kernels of KANConv1d: the interface between the torch-facing host code and the
+// loop nests, which are compiled once per instruction set (kernels_impl.h) and picked at run
+// time. Nothing here includes torch headers, so each instruction-set build stays self-contained.
+#pragma once
+
+#include <stdint.h>
+
+#include "mkcc/basis.h"
+#include "mkcc/params.h"
+
+namespace mkcc {
+namespace cpu {
+
+// Vector width the packed output-channel axis is padded to (one 64-byte line of fp32).
+constexpr int64_t kChannelAlign = 16;
+
+template <typename T>
+struct ForwardArgs {
+  KanConv1dParams p;
+  PackedLayout layout;
+  const T* x;              // [B, C_in, T]
+  const T* knots;          // [G + 2K + 1]
+  const T* packed_weight;  // [C_in][k][num_rows][out_stride]
+  T* out;                  // [B, C_out, T_out]
+  int64_t time_tile;       // output positions per work item
+  int64_t num_time_tiles;
+};
+
+template <typename T>
+struct InputGradArgs {
+  KanConv1dParams p;
+  PackedLayout layout;
+  const T* x;              // [B, C_in, T]
+  const T* knots;
+  const T* packed_weight;  // [C_in][k][num_rows][out_stride]
+  const T* grad_out_t;     // [B][groups][T_out][out_stride]
+  T* grad_x;               // [B, C_in, T]
+};
+
+template <typename T>
+struct WeightGradArgs {
+  KanConv1dParams p;
+  PackedLayout layout;
+  const T* x;
+  const T* knots;
+  const T* grad_out_t;     // [B][groups][T_out][out_stride]
+  T* packed_grad;          // [num_batch_chunks][C_in][k][num_rows][out_stride], zero-filled
+  int64_t num_batch_chunks;
+};
+
+// Per-thread scratch: accumulators (forward only) and, for a run of input positions, the
+// silu values, the K+1 non-zero basis values and the packed row offset of each position.
+// This is the only basis storage: a cache-sized tile, never the expanded tensor.
+struct ScratchLayout {
+  int64_t accumulator_elems;
+  int64_t positions;
+  int64_t bytes;
+};
+
+static inline int64_t round_up_64(int64_t bytes) { return (bytes + 63) / 64 * 64; }
+
+static inline ScratchLayout scratch_layout(int64_t accumulator_elems, int64_t positions,
+                                           int64_t element_size) {
+  ScratchLayout s;
+  s.accumulator_elems = accumulator_elems;
+  s.positions = positions;
+  s.bytes = round_up_64(accumulator_elems * element_size) +
+            round_up_64(positions * element_size) +
+            round_up_64(positions * (kMaxSplineOrder + 1) * element_size) +
+            round_up_64(positions * static_cast<int64_t>(sizeof(int64_t)));
+  return s;
+}
+
+// Input positions a forward time tile reads.
+static inline int64_t forward_window(const KanConv1dParams& p, int64_t time_tile) {
+  return (time_tile - 1) * p.stride + (p.kernel_size - 1) * p.dilation + 1;
+}
+
+static inline ScratchLayout forward_scratch(const KanConv1dParams& p, const PackedLayout& layout,
+                                            int64_t time_tile, int64_t element_size) {
+  return scratch_layout(time_tile * layout.out_stride, forward_window(p, time_tile),
+                        element_size);
+}
+
+static inline ScratchLayout weight_grad_scratch(const KanConv1dParams& p, int64_t element_size) {
+  return scratch_layout(0, p.length, element_size);
+}
+
+// Work items: forward over (batch, group, time tile); input gradient over (batch, input
+// channel); weight gradient over (batch chunk, input channel), each writing its own slice.
+#define MKCC_DECLARE_CPU_KERNELS(ISA)                                                        \
+  namespace ISA {                                                                            \
+  void forward(const ForwardArgs<float>& a, int64_t begin, int64_t end, void* scratch);     \
+  void forward(const ForwardArgs<double>& a, int64_t begin, int64_t end, void* scratch);    \
+  void input_grad(const InputGradArgs<float>& a, int64_t begin, int64_t end, void* scratch); \
+  void input_grad(const InputGradArgs<double>& a, int64_t begin, int64_t end,               \
+                  void* scratch);                                                            \
+  void weight_grad(const WeightGradArgs<float>& a, int64_t begin, int64_t end,              \
+                   void* scratch);                                                           \
+  void weight_grad(const WeightGradArgs<double>& a, int64_t begin, int64_t end,             \
+                   void* scratch);                                                           \
+  }
+
+MKCC_DECLARE_CPU_KERNELS(generic)
+#if defined(__x86_64__)
+MKCC_DECLARE_CPU_KERNELS(avx2)
+MKCC_DECLARE_CPU_KERNELS(avx512)
+#endif
+
+#undef MKCC_DECLARE_CPU_KERNELS
+
+}  // namespace cpu
+}  // namespace mkcc

@@ -1,0 +1,292 @@
+// Loop nests of the fused CPU kernels. Included once per instruction set by kernels_<isa>.cpp,
+// each of which defines MKCC_CPU_ISA (the namespace) and the target before including this file.
+// Only C headers are used here, and every helper has internal linkage, so no inline function
+// compiled for a wider instruction set can be picked by the linker for a narrower one.
+//
+// The contraction loops run over the packed output-channel axis, contiguous and padded to a
+// multiple of the vector width, which the compiler vectorizes.
+#ifndef MKCC_CPU_ISA
+#error "define MKCC_CPU_ISA before including kernels_impl.h"
+#endif
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernels.h"
+
+namespace mkcc {
+namespace cpu {
+namespace MKCC_CPU_ISA {
+namespace {
+
+inline float exp_of(float v) { return expf(v); }
+inline double exp_of(double v) { return exp(v); }
+
+template <typename T>
+struct Scratch {
+  T* accumulator;
+  T* silu_values;
+  T* basis_values;  // [positions][K + 1]
+  int64_t* row_offset;
+};
+
+template <typename T>
+Scratch<T> carve(void* base, const ScratchLayout& s) {
+  char* ptr = static_cast<char*>(base);
+  Scratch<T> out;
+  out.accumulator = reinterpret_cast<T*>(ptr);
+  ptr += round_up_64(s.accumulator_elems * static_cast<int64_t>(sizeof(T)));
+  out.silu_values = reinterpret_cast<T*>(ptr);
+  ptr += round_up_64(s.positions * static_cast<int64_t>(sizeof(T)));
+  out.basis_values = reinterpret_cast<T*>(ptr);
+  ptr += round_up_64(s.positions * (kMaxSplineOrder + 1) * static_cast<int64_t>(sizeof(T)));
+  out.row_offset = reinterpret_cast<int64_t*>(ptr);
+  return out;
+}
+
+// silu and the non-zero basis values of x[first .. first + count) of one channel; positions
+// outside [0, length) get row_offset -1 (a padding tap: contributes nothing). Inputs outside
+// the grid get zero basis values on zero rows.
+template <typename T, int K>
+void evaluate_basis(const T* x_row, int64_t length, int64_t first, int64_t count,
+                    const T* knots, int num_intervals, T inv_h, int64_t out_stride,
+                    const Scratch<T>& s) {
+  for (int64_t q = 0; q < count; ++q) {
+    const int64_t pos = first + q;
+    T* values = s.basis_values + q * (K + 1);
+    if (pos < 0 || pos >= length) {
+      s.row_offset[q] = -1;
+      continue;
+    }
+    const T xv = x_row[pos];
+    s.silu_values[q] = silu(xv, exp_of(-xv));
+    const int m = knot_interval(xv, knots, num_intervals, inv_h);
+    if (m < 0) {
+      for (int r = 0; r <= K; ++r) values[r] = T(0);
+      s.row_offset[q] = out_stride;  // rows 1..K+1: finite weights times zero
+    } else {
+      bspline_values<K>((xv - knots[m]) * inv_h, values);
+      s.row_offset[q] = (1 + static_cast<int64_t>(m)) * out_stride;
+    }
+  }
+}
+
+// acc[o] += silu * base[o] + sum_r values[r] * spline[r * stride + o]
+template <typename T, int K>
+inline void accumulate_tap(T* __restrict__ acc, const T* __restrict__ base,
+                           const T* __restrict__ spline, int64_t stride, T silu_value,
+                           const T* values, int64_t n) {
+  T v[K + 1];
+  for (int r = 0; r <= K; ++r) v[r] = values[r];
+  for (int64_t o = 0; o < n; ++o) {
+    T sum = silu_value * base[o];
+    for (int r = 0; r <= K; ++r) sum += v[r] * spline[r * stride + o];
+    acc[o] += sum;
+  }
+}
+
+// dst[o] += a * src[o]
+template <typename T>
+inline void axpy(T* __restrict__ dst, const T* __restrict__ src, T a, int64_t n) {
+  for (int64_t o = 0; o < n; ++o) dst[o] += a * src[o];
+}
+
+template <typename T, int K>
+void forward_impl(const ForwardArgs<T>& a, int64_t begin, int64_t end, void* scratch_base) {
+  const KanConv1dParams& p = a.p;
+  const int64_t os = a.layout.out_stride;
+  const int64_t rows = a.layout.num_rows;
+  const ScratchLayout layout = forward_scratch(p, a.layout, a.time_tile, sizeof(T));
+  const Scratch<T> s = carve<T>(scratch_base, layout);
+  const T inv_h = static_cast<T>(p.inv_h);
+
+  for (int64_t item = begin; item < end; ++item) {
+    const int64_t tile = item % a.num_time_tiles;
+    const int64_t g = (item / a.num_time_tiles) % p.groups;
+    const int64_t b = item / (a.num_time_tiles * p.groups);
+    const int64_t t0 = tile * a.time_tile;
+    const int64_t nt = (p.out_length - t0 < a.time_tile) ? p.out_length - t0 : a.time_tile;
+    const int64_t first = t0 * p.stride - p.pad_left;
+    const int64_t window = forward_window(p, nt);
+    memset(s.accumulator, 0, sizeof(T) * nt * os);
+
+    for (int64_t c = 0; c < p.in_per_group; ++c) {
+      const int64_t cin = g * p.in_per_group + c;
+      evaluate_basis<T, K>(a.x + (b * p.in_channels + cin) * p.length, p.length, first, window,
+                           a.knots, p.num_intervals, inv_h, os, s);
+      const T* w_channel = a.packed_weight + cin * p.kernel_size * rows * os;
+      for (int64_t j = 0; j < p.kernel_size; ++j) {
+        const T* w_tap = w_channel + j * rows * os;
+        for (int64_t t = 0; t < nt; ++t) {
+          const int64_t q = t * p.stride + j * p.dilation;
+          const int64_t row = s.row_offset[q];
+          if (row < 0) continue;
+          accumulate_tap<T, K>(s.accumulator + t * os, w_tap, w_tap + row, os, s.silu_values[q],
+                               s.basis_values + q * (K + 1), os);
+        }
+      }
+    }
+
+    T* out = a.out + (b * p.out_channels + g * p.out_per_group) * p.out_length + t0;
+    for (int64_t o = 0; o < p.out_per_group; ++o) {
+      for (int64_t t = 0; t < nt; ++t) {
+        out[o * p.out_length + t] = s.accumulator[t * os + o];
+      }
+    }
+  }
+}
+
+template <typename T, int K>
+void input_grad_impl(const InputGradArgs<T>& a, int64_t begin, int64_t end) {
+  const KanConv1dParams& p = a.p;
+  const int64_t os = a.layout.out_stride;
+  const int64_t rows = a.layout.num_rows;
+  const T inv_h = static_cast<T>(p.inv_h);
+  constexpr int kLanes = 64 / sizeof(T);
+
+  for (int64_t item = begin; item < end; ++item) {
+    const int64_t cin = item % p.in_channels;
+    const int64_t b = item / p.in_channels;
+    const int64_t g = cin / p.in_per_group;
+    const T* x_row = a.x + (b * p.in_channels + cin) * p.length;
+    T* dx_row = a.grad_x + (b * p.in_channels + cin) * p.length;
+    const T* w_channel = a.packed_weight + cin * p.kernel_size * rows * os;
+    const T* gy_group = a.grad_out_t + (b * p.groups + g) * p.out_length * os;
+
+    for (int64_t pos = 0; pos < p.length; ++pos) {
+      const T xv = x_row[pos];
+      const T silu_grad = silu_derivative(xv, exp_of(-xv));
+      T derivative[K + 1];
+      int64_t row;
+      const int m = knot_interval(xv, a.knots, p.num_intervals, inv_h);
+      if (m < 0) {
+        for (int r = 0; r <= K; ++r) derivative[r] = T(0);
+        row = os;
+      } else {
+        T values[K + 1];
+        bspline_values_and_derivatives<K>((xv - a.knots[m]) * inv_h, inv_h, values, derivative);
+        row = (1 + static_cast<int64_t>(m)) * os;
+      }
+      T acc[kLanes];
+      for (int l = 0; l < kLanes; ++l) acc[l] = T(0);
+      for (int64_t j = 0; j < p.kernel_size; ++j) {
+        const int64_t shifted = pos + p.pad_left - j * p.dilation;
+        if (shifted < 0) break;
+        if (shifted % p.stride != 0) continue;
+        const int64_t t = shifted / p.stride;
+        if (t >= p.out_length) continue;
+        const T* __restrict__ gy = gy_group + t * os;
+        const T* __restrict__ base = w_channel + j * rows * os;
+        const T* __restrict__ spline = base + row;
+        for (int64_t o = 0; o < os; o += kLanes) {
+          for (int l = 0; l < kLanes; ++l) {
+            T coef = silu_grad * base[o + l];
+            for (int r = 0; r <= K; ++r) coef += derivative[r] * spline[r * os + o + l];
+            acc[l] += coef * gy[o + l];
+          }
+        }
+      }
+      T total = T(0);
+      for (int l = 0; l < kLanes; ++l) total += acc[l];
+      dx_row[pos] = total;
+    }
+  }
+}
+
+template <typename T, int K>
+void weight_grad_impl(const WeightGradArgs<T>& a, int64_t begin, int64_t end,
+                      void* scratch_base) {
+  const KanConv1dParams& p = a.p;
+  const int64_t os = a.layout.out_stride;
+  const int64_t rows = a.layout.num_rows;
+  const T inv_h = static_cast<T>(p.inv_h);
+  const Scratch<T> s = carve<T>(scratch_base, weight_grad_scratch(p, sizeof(T)));
+  const int64_t chunk_size = (p.batch + a.num_batch_chunks - 1) / a.num_batch_chunks;
+
+  for (int64_t item = begin; item < end; ++item) {
+    const int64_t cin = item % p.in_channels;
+    const int64_t chunk = item / p.in_channels;
+    const int64_t g = cin / p.in_per_group;
+    const int64_t b_end = (chunk + 1) * chunk_size < p.batch ? (chunk + 1) * chunk_size : p.batch;
+    T* grad_channel =
+        a.packed_grad + (chunk * p.in_channels + cin) * p.kernel_size * rows * os;
+
+    for (int64_t b = chunk * chunk_size; b < b_end; ++b) {
+      evaluate_basis<T, K>(a.x + (b * p.in_channels + cin) * p.length, p.length, 0, p.length,
+                           a.knots, p.num_intervals, inv_h, os, s);
+      const T* gy_group = a.grad_out_t + (b * p.groups + g) * p.out_length * os;
+      for (int64_t j = 0; j < p.kernel_size; ++j) {
+        T* grad_base = grad_channel + j * rows * os;
+        for (int64_t t = 0; t < p.out_length; ++t) {
+          const int64_t pos = t * p.stride + j * p.dilation - p.pad_left;
+          if (pos < 0 || pos >= p.length) continue;
+          const T* __restrict__ gy = gy_group + t * os;
+          T* grad_spline = grad_base + s.row_offset[pos];
+          const T silu_value = s.silu_values[pos];
+          T v[K + 1];
+          for (int r = 0; r <= K; ++r) v[r] = s.basis_values[pos * (K + 1) + r];
+          // One row at a time: a plain axpy the compiler vectorizes without alias checks.
+          axpy(grad_base, gy, silu_value, os);
+          for (int r = 0; r <= K; ++r) axpy(grad_spline + r * os, gy, v[r], os);
+        }
+      }
+    }
+  }
+}
+
+// The spline order is validated by the host code (1..4).
+template <typename T>
+void forward_entry(const ForwardArgs<T>& a, int64_t begin, int64_t end, void* scratch) {
+  switch (a.p.spline_order) {
+    case 1: forward_impl<T, 1>(a, begin, end, scratch); break;
+    case 2: forward_impl<T, 2>(a, begin, end, scratch); break;
+    case 3: forward_impl<T, 3>(a, begin, end, scratch); break;
+    default: forward_impl<T, 4>(a, begin, end, scratch); break;
+  }
+}
+
+template <typename T>
+void input_grad_entry(const InputGradArgs<T>& a, int64_t begin, int64_t end) {
+  switch (a.p.spline_order) {
+    case 1: input_grad_impl<T, 1>(a, begin, end); break;
+    case 2: input_grad_impl<T, 2>(a, begin, end); break;
+    case 3: input_grad_impl<T, 3>(a, begin, end); break;
+    default: input_grad_impl<T, 4>(a, begin, end); break;
+  }
+}
+
+template <typename T>
+void weight_grad_entry(const WeightGradArgs<T>& a, int64_t begin, int64_t end, void* scratch) {
+  switch (a.p.spline_order) {
+    case 1: weight_grad_impl<T, 1>(a, begin, end, scratch); break;
+    case 2: weight_grad_impl<T, 2>(a, begin, end, scratch); break;
+    case 3: weight_grad_impl<T, 3>(a, begin, end, scratch); break;
+    default: weight_grad_impl<T, 4>(a, begin, end, scratch); break;
+  }
+}
+
+}  // namespace
+
+void forward(const ForwardArgs<float>& a, int64_t begin, int64_t end, void* scratch) {
+  forward_entry(a, begin, end, scratch);
+}
+void forward(const ForwardArgs<double>& a, int64_t begin, int64_t end, void* scratch) {
+  forward_entry(a, begin, end, scratch);
+}
+void input_grad(const InputGradArgs<float>& a, int64_t begin, int64_t end, void*) {
+  input_grad_entry(a, begin, end);
+}
+void input_grad(const InputGradArgs<double>& a, int64_t begin, int64_t end, void*) {
+  input_grad_entry(a, begin, end);
+}
+void weight_grad(const WeightGradArgs<float>& a, int64_t begin, int64_t end, void* scratch) {
+  weight_grad_entry(a, begin, end, scratch);
+}
+void weight_grad(const WeightGradArgs<double>& a, int64_t begin, int64_t end, void* scratch) {
+  weight_grad_entry(a, begin, end, scratch);
+}
+
+}  // namespace MKCC_CPU_ISA
+}  // namespace cpu
+}  // namespace mkcc

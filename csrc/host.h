@@ -1,0 +1,32 @@
+// Host-side helpers shared by the CPU and CUDA entry points: argument checks that raise
+// ValueError / TypeError naming the argument, the params struct, and the knot vector.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include "mkcc/basis.h"
+#include "mkcc/params.h"
+
+namespace mkcc {
+
+// Checks every argument of kan_conv1d_fwd / kan_conv1d_bwd and describes the call.
+KanConv1dParams make_params(const at::Tensor& x, const at::Tensor& base_weight,
+                            const at::Tensor& spline_weight, int64_t stride, int64_t pad_left,
+                            int64_t pad_right, int64_t dilation, int64_t groups,
+                            int64_t spline_order, double grid_lo, double grid_hi);
+
+// Checks grad_out against the output shape of the call.
+void check_grad_out(const at::Tensor& grad_out, const at::Tensor& x, const KanConv1dParams& p);
+
+// The G + 2K + 1 knots (m - K) * h + lo, computed with the same tensor ops as the Python
+// reference so that both agree bit for bit and inputs on a knot fall in the same interval.
+at::Tensor make_knots(const KanConv1dParams& p, double grid_lo, double grid_hi,
+                      const at::TensorOptions& options);
+
+// A new output tensor; filled with NaN when poisoning is on (the tests turn it on so that an
+// element a kernel fails to write shows up as NaN).
+at::Tensor new_output(at::IntArrayRef sizes, const at::TensorOptions& options);
+void set_poison_outputs(bool enabled);
+bool poison_outputs();
+
+}  // namespace mkcc

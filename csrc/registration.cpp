@@ -1,0 +1,67 @@
+// The op schemas of the mkcc namespace, defined once for every backend, and the Python module
+// with the build description.
+#include <torch/extension.h>
+
+#include "cpu/isa.h"
+#include "host.h"
+
+#ifndef MKCC_CUDA_ARCHS
+#define MKCC_CUDA_ARCHS ""
+#endif
+
+TORCH_LIBRARY(mkcc, m) {
+  // Bias is left out of the ops (added with plain aten ops, so compilers can fuse it).
+  // Output length: (length + pad_left + pad_right - dilation * (k - 1) - 1) // stride + 1.
+  m.def(
+      "kan_conv1d_fwd(Tensor x, Tensor base_weight, Tensor spline_weight, int stride, "
+      "int pad_left, int pad_right, int dilation, int groups, int spline_order, float grid_lo, "
+      "float grid_hi) -> Tensor",
+      {at::Tag::pt2_compliant_tag});
+  // Gradients with respect to x and to both weights; one that is not asked for (input_grad or
+  // weight_grad false) comes back as an empty tensor of shape [0].
+  m.def(
+      "kan_conv1d_bwd(Tensor grad_out, Tensor x, Tensor base_weight, Tensor spline_weight, "
+      "int stride, int pad_left, int pad_right, int dilation, int groups, int spline_order, "
+      "float grid_lo, float grid_hi, bool input_grad, bool weight_grad) "
+      "-> (Tensor, Tensor, Tensor)",
+      {at::Tag::pt2_compliant_tag});
+}
+
+namespace {
+
+pybind11::dict build_info() {
+  pybind11::dict info;
+  info["torch_version"] = std::to_string(TORCH_VERSION_MAJOR) + "." +
+                          std::to_string(TORCH_VERSION_MINOR) + "." +
+                          std::to_string(TORCH_VERSION_PATCH);
+#ifdef MKCC_WITH_CUDA
+  info["cuda_compiled"] = true;
+#else
+  info["cuda_compiled"] = false;
+#endif
+  std::vector<std::string> archs;
+  std::string arch_list = MKCC_CUDA_ARCHS;
+  size_t start = 0;
+  while (start < arch_list.size()) {
+    size_t end = arch_list.find(';', start);
+    if (end == std::string::npos) end = arch_list.size();
+    if (end > start) archs.push_back(arch_list.substr(start, end - start));
+    start = end + 1;
+  }
+  info["cuda_archs"] = archs;
+  info["cpu_isas"] = mkcc::cpu::supported_isas();
+  info["cpu_isa"] = mkcc::cpu::active_isa();
+  return info;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "mkcc fused KANConv1d kernels";
+  m.def("build_info", &build_info,
+        "What this build holds: torch version, CUDA kernels and archs, CPU instruction sets.");
+  m.def("set_cpu_isa", &mkcc::cpu::set_active_isa, pybind11::arg("isa"),
+        "Selects the CPU kernel build ('generic', 'avx2', 'avx512') among those supported.");
+  m.def("set_poison_outputs", &mkcc::set_poison_outputs, pybind11::arg("enabled"),
+        "Fill every new kernel output with NaN before the kernels write it (for tests).");
+}

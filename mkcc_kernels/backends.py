@@ -1,0 +1,67 @@
+"""Which backends this build and machine can run, and the static choice behind ``"auto"``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from . import _C
+
+BACKENDS = ("auto", "cpu", "cuda", "triton", "reference", "unfold")
+_FUSED_CPU_DTYPES = (torch.float32, torch.float64)
+_FUSED_CUDA_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def build_info() -> dict[str, Any]:
+    """What the compiled extension holds: torch version it was built against, whether CUDA
+    kernels were compiled and for which archs, and the CPU instruction-set builds."""
+    return dict(_C.build_info())
+
+
+def _cuda_kernels_built() -> bool:
+    return bool(_C.build_info()["cuda_compiled"])
+
+
+def available_backends(device: torch.device | str | None = None) -> list[str]:
+    """Backends usable for tensors on ``device`` (``None``: on any device of this machine)."""
+    if device is None:
+        devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+        found: list[str] = []
+        for dev in devices:
+            found += [b for b in available_backends(dev) if b not in found]
+        return found
+    device_type = torch.device(device).type
+    backends = []
+    if device_type == "cpu":
+        backends.append("cpu")
+    if device_type == "cuda" and _cuda_kernels_built():
+        backends.append("cuda")
+    return backends + ["reference", "unfold"]
+
+
+def resolve_backend(backend: str, x: torch.Tensor) -> str:
+    """The concrete backend for ``x``; depends only on device, dtype and the build, so the choice
+    is made at trace time under ``torch.compile``."""
+    if backend not in BACKENDS:
+        raise ValueError(
+            f"backend: expected one of {', '.join(map(repr, BACKENDS))}, got {backend!r}"
+        )
+    device_type = x.device.type
+    if backend == "auto":
+        if device_type == "cpu" and x.dtype in _FUSED_CPU_DTYPES:
+            return "cpu"
+        if device_type == "cuda" and x.dtype in _FUSED_CUDA_DTYPES and _cuda_kernels_built():
+            return "cuda"
+        return "reference"
+    if backend not in available_backends(x.device):
+        raise ValueError(
+            f"backend: {backend!r} is not available for {device_type} tensors in this build; "
+            f"available: {', '.join(map(repr, available_backends(x.device)))}"
+        )
+    if backend == "cpu" and x.dtype not in _FUSED_CPU_DTYPES:
+        raise TypeError(
+            f"x: backend 'cpu' supports float32 and float64, got {x.dtype} "
+            "(use backend='reference' for other dtypes)"
+        )
+    return backend

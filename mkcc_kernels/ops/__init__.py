@@ -1,0 +1,3 @@
+"""Custom-op registrations (fake kernels, autograd) of each backend."""
+
+from . import cpp  # noqa: F401

@@ -1,0 +1,132 @@
+"""Pure-PyTorch KANConv1d: the B-spline basis, the basis-expansion + ``conv1d`` reference (the
+fp64 oracle of the tests) and the naive unfold baseline. Any device, any floating dtype.
+
+Padding semantics (both): a tap that falls outside ``[0, length)`` contributes nothing, i.e. the
+expanded features are zero-padded, not ``x`` (``phi(0) != 0``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def knots(
+    grid_size: int,
+    spline_order: int,
+    grid_range: tuple[float, float],
+    dtype: torch.dtype,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """The ``G + 2K + 1`` uniform knots ``t_m = (m - K) * h + lo`` (efficient-kan's grid)."""
+    lo, hi = grid_range
+    h = (hi - lo) / grid_size
+    return (
+        torch.arange(-spline_order, grid_size + spline_order + 1, dtype=dtype, device=device) * h
+        + lo
+    )
+
+
+def bspline_basis(
+    x: Tensor, grid_size: int, spline_order: int, grid_range: tuple[float, float]
+) -> Tensor:
+    """``B_i(x)`` for ``i = 0 .. G+K-1`` by the Cox-de Boor recursion: shape ``[*x.shape, G+K]``.
+
+    Half-open intervals at order 0; every function is zero outside ``[t_0, t_{G+2K})``, for
+    ``±inf`` and NaN too (NaN still reaches the output through ``silu``).
+    """
+    t = knots(grid_size, spline_order, grid_range, x.dtype, x.device)
+    inside = (x >= t[0]) & (x < t[-1])
+    # Outside the grid every order-0 indicator is zero; evaluating the recursion at a finite
+    # point there keeps 0 * inf from turning into NaN.
+    xe = torch.where(inside, x, t[0]).unsqueeze(-1)
+    bases = ((xe >= t[:-1]) & (xe < t[1:])).to(x.dtype)
+    for d in range(1, spline_order + 1):
+        bases = (xe - t[: -(d + 1)]) / (t[d:-1] - t[: -(d + 1)]) * bases[..., :-1] + (
+            t[d + 1 :] - xe
+        ) / (t[d + 1 :] - t[1:-d]) * bases[..., 1:]
+    return bases
+
+
+def tap_features(
+    x: Tensor, grid_size: int, spline_order: int, grid_range: tuple[float, float]
+) -> Tensor:
+    """``[silu(x), B_0(x), .., B_{G+K-1}(x)]`` on a new last axis: ``[*x.shape, 1 + G + K]``."""
+    return torch.cat(
+        [F.silu(x).unsqueeze(-1), bspline_basis(x, grid_size, spline_order, grid_range)], dim=-1
+    )
+
+
+def _tap_weights(base_weight: Tensor, spline_weight: Tensor) -> Tensor:
+    """``[C_out, C_in/groups, k, 1 + G + K]``: the base weight first, as in ``tap_features``."""
+    return torch.cat([base_weight.unsqueeze(-1), spline_weight], dim=-1)
+
+
+def kan_conv1d_reference(
+    x: Tensor,
+    base_weight: Tensor,
+    spline_weight: Tensor,
+    stride: int = 1,
+    pad_left: int = 0,
+    pad_right: int = 0,
+    dilation: int = 1,
+    groups: int = 1,
+    spline_order: int = 3,
+    grid_range: tuple[float, float] = (-1.0, 1.0),
+) -> Tensor:
+    """Basis expansion then one ``conv1d``: ``x [B, C_in, T]`` -> ``[B, C_out, T_out]`` (no bias).
+
+    The expanded tensor ``[B, C_in * (1 + G + K), T]`` is materialized (and, under autograd,
+    saved): this is the clear form, not the fast one.
+    """
+    batch, in_channels, length = x.shape
+    grid_size = spline_weight.shape[-1] - spline_order
+    features = tap_features(x, grid_size, spline_order, grid_range)  # [B, C, T, F]
+    num_features = features.shape[-1]
+    features = features.transpose(2, 3).reshape(batch, in_channels * num_features, length)
+    weight = _tap_weights(base_weight, spline_weight)  # [C_out, Cg, k, F]
+    out_channels, in_per_group, kernel_size, _ = weight.shape
+    weight = weight.transpose(2, 3).reshape(out_channels, in_per_group * num_features, kernel_size)
+    if pad_left == pad_right:
+        return F.conv1d(features, weight, None, stride, pad_left, dilation, groups)
+    features = F.pad(features, (pad_left, pad_right))
+    return F.conv1d(features, weight, None, stride, 0, dilation, groups)
+
+
+def kan_conv1d_unfold(
+    x: Tensor,
+    base_weight: Tensor,
+    spline_weight: Tensor,
+    stride: int = 1,
+    pad_left: int = 0,
+    pad_right: int = 0,
+    dilation: int = 1,
+    groups: int = 1,
+    spline_order: int = 3,
+    grid_range: tuple[float, float] = (-1.0, 1.0),
+) -> Tensor:
+    """The naive baseline as it is usually written: unfold the windows, evaluate the basis for
+    every tap, one (batched over groups) matmul. ``[B, C_in, T]`` -> ``[B, C_out, T_out]``."""
+    batch, in_channels, length = x.shape
+    out_channels, in_per_group, kernel_size = base_weight.shape
+    grid_size = spline_weight.shape[-1] - spline_order
+    span = dilation * (kernel_size - 1) + 1
+    padded = F.pad(x, (pad_left, pad_right))
+    valid = F.pad(torch.ones(length, dtype=x.dtype, device=x.device), (pad_left, pad_right))
+    windows = padded.unfold(-1, span, stride)[..., ::dilation]  # [B, C, T_out, k]
+    valid = valid.unfold(-1, span, stride)[..., ::dilation]  # [T_out, k]
+    out_length = windows.shape[2]
+    features = tap_features(windows, grid_size, spline_order, grid_range)
+    features = features * valid.unsqueeze(-1)  # padding taps contribute nothing
+    num_features = features.shape[-1]
+    # [B, groups, Cg, T_out, k, F] -> [B, groups, T_out, Cg * k * F]
+    features = features.reshape(batch, groups, in_per_group, out_length, kernel_size, num_features)
+    features = features.permute(0, 1, 3, 2, 4, 5).reshape(
+        batch, groups, out_length, in_per_group * kernel_size * num_features
+    )
+    weight = _tap_weights(base_weight, spline_weight).reshape(
+        groups, out_channels // groups, in_per_group * kernel_size * num_features
+    )
+    out = torch.matmul(features, weight.transpose(1, 2).unsqueeze(0))  # [B, groups, T_out, Cog]
+    return out.permute(0, 1, 3, 2).reshape(batch, out_channels, out_length).contiguous()

@@ -1,0 +1,1 @@
+"""The MKCC audio-visual emotion model (built on mkcc_kernels)."""

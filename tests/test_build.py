@@ -1,0 +1,22 @@
+"""What the built extension reports, and the ops it registers."""
+
+from __future__ import annotations
+
+import torch
+
+import mkcc_kernels
+
+
+def test_build_info():
+    info = mkcc_kernels.build_info()
+    assert info["torch_version"] == torch.__version__.split("+")[0]
+    assert "generic" in info["cpu_isas"] and info["cpu_isa"] in info["cpu_isas"]
+    assert isinstance(info["cuda_compiled"], bool)
+    assert info["cuda_compiled"] or info["cuda_archs"] == []
+
+
+def test_ops_registered_with_cpu_kernels():
+    for name in ("kan_conv1d_fwd", "kan_conv1d_bwd"):
+        op = getattr(torch.ops.mkcc, name).default
+        assert torch._C._dispatch_has_kernel_for_dispatch_key(op.name(), "CPU")
+        assert torch._C.Tag.pt2_compliant_tag in op.tags
