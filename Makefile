@@ -9,6 +9,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_VERSION ?= 2.14.1
 STAMP := $(VENV)/.mkcc-installed
+PY_DIRS := mkcc_kernels mkcc_model tests bench setup.py
 SOURCES := setup.py pyproject.toml $(shell find csrc -type f 2>/dev/null)
 
 .PHONY: install test test-all bench demo lint clean
@@ -36,8 +37,8 @@ bench: $(STAMP)
 	$(PY) -m bench.kan_bench --csv bench/results/cpu_bench.csv
 
 lint: $(STAMP)
-	$(PY) -m ruff check .
-	$(PY) -m ruff format --check .
+	$(PY) -m ruff check $(PY_DIRS)
+	$(PY) -m ruff format --check $(PY_DIRS)
 
 clean:
 	rm -rf build *.egg-info mkcc_kernels/_C*.so

@@ -113,3 +113,20 @@ def test_auto_backend_is_static():
         mkcc_kernels.functional.resolve_backend("auto", torch.zeros(1, 1, 1, dtype=torch.float16))
         == "reference"
     )
+
+
+def test_double_backward_is_an_error_not_a_silent_zero():
+    x = torch.randn(2, 3, 9, dtype=torch.float64, requires_grad=True)
+    layer = KANConv1d(3, 4, 3, padding=1, dtype=torch.float64, backend="cpu")
+    (grad_x,) = torch.autograd.grad(layer(x).square().sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="double backward"):
+        grad_x.sum().backward()
+
+
+def test_compile_dynamic_shapes():
+    torch.manual_seed(0)
+    layer = KANConv1d(3, 4, 3, stride=2, padding=1, dtype=torch.float64)
+    compiled = torch.compile(layer, fullgraph=True, dynamic=True)
+    for length in (9, 14, 23):
+        x = torch.randn(2, 3, length, dtype=torch.float64)
+        assert_close(compiled(x), layer(x), TOLERANCE[torch.float64], f"dynamic length {length}")

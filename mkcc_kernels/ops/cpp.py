@@ -93,3 +93,16 @@ def _backward(ctx, grad_out: Tensor):
 
 
 torch.library.register_autograd("mkcc::kan_conv1d_fwd", _backward, setup_context=_setup_context)
+
+
+def _no_double_backward(ctx, *grads):
+    raise RuntimeError(
+        "kan_conv1d: gradients of gradients (double backward) are not implemented by the fused "
+        "kernels; use backend='reference' for them"
+    )
+
+
+# Without this, backpropagating through the backward op would silently give no gradient.
+torch.library.register_autograd(
+    "mkcc::kan_conv1d_bwd", _no_double_backward, setup_context=lambda ctx, inputs, output: None
+)
