@@ -64,4 +64,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "Selects the CPU kernel build ('generic', 'avx2', 'avx512') among those supported.");
   m.def("set_poison_outputs", &mkcc::set_poison_outputs, pybind11::arg("enabled"),
         "Fill every new kernel output with NaN before the kernels write it (for tests).");
+  m.def("poison_outputs", &mkcc::poison_outputs, "Whether new kernel outputs are NaN-filled.");
 }

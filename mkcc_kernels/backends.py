@@ -7,10 +7,11 @@ from typing import Any
 import torch
 
 from . import _C
+from .ops import triton_ops
 
 BACKENDS = ("auto", "cpu", "cuda", "triton", "reference", "unfold")
 _FUSED_CPU_DTYPES = (torch.float32, torch.float64)
-_FUSED_CUDA_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+_FUSED_GPU_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
 def build_info() -> dict[str, Any]:
@@ -35,6 +36,8 @@ def available_backends(device: torch.device | str | None = None) -> list[str]:
     backends = []
     if device_type == "cpu":
         backends.append("cpu")
+    if triton_ops is not None and triton_ops.runs_on(device):
+        backends.append("triton")
     if device_type == "cuda" and _cuda_kernels_built():
         backends.append("cuda")
     return backends + ["reference", "unfold"]
@@ -51,17 +54,28 @@ def resolve_backend(backend: str, x: torch.Tensor) -> str:
     if backend == "auto":
         if device_type == "cpu" and x.dtype in _FUSED_CPU_DTYPES:
             return "cpu"
-        if device_type == "cuda" and x.dtype in _FUSED_CUDA_DTYPES and _cuda_kernels_built():
-            return "cuda"
+        if device_type == "cuda" and x.dtype in _FUSED_GPU_DTYPES:
+            if triton_ops is not None and triton_ops.runs_on(x.device):
+                return "triton"
+            if _cuda_kernels_built():
+                return "cuda"
         return "reference"
     if backend not in available_backends(x.device):
+        hint = ""
+        if backend == "triton" and device_type == "cpu" and triton_ops is not None:
+            hint = " (Triton runs on CPU tensors only with TRITON_INTERPRET=1 set before import)"
         raise ValueError(
-            f"backend: {backend!r} is not available for {device_type} tensors in this build; "
+            f"backend: {backend!r} is not available for {device_type} tensors here{hint}; "
             f"available: {', '.join(map(repr, available_backends(x.device)))}"
         )
     if backend == "cpu" and x.dtype not in _FUSED_CPU_DTYPES:
         raise TypeError(
             f"x: backend 'cpu' supports float32 and float64, got {x.dtype} "
+            "(use backend='reference' for other dtypes)"
+        )
+    if backend in ("triton", "cuda") and x.dtype not in _FUSED_GPU_DTYPES:
+        raise TypeError(
+            f"x: backend {backend!r} supports float32, float16 and bfloat16, got {x.dtype} "
             "(use backend='reference' for other dtypes)"
         )
     return backend

@@ -162,33 +162,18 @@ def kan_conv1d(
         )
     backend = resolve_backend(backend, x)
 
-    if backend in ("reference", "unfold"):
-        impl = kan_conv1d_reference if backend == "reference" else kan_conv1d_unfold
-        out = impl(
-            x,
-            base_weight,
-            spline_weight,
-            stride,
-            pad_left,
-            pad_right,
-            dilation,
-            groups,
-            spline_order,
-            (grid_lo, grid_hi),
+    conv_args = (stride, pad_left, pad_right, dilation, groups, spline_order)
+    if backend == "reference":
+        out = kan_conv1d_reference(x, base_weight, spline_weight, *conv_args, (grid_lo, grid_hi))
+    elif backend == "unfold":
+        out = kan_conv1d_unfold(x, base_weight, spline_weight, *conv_args, (grid_lo, grid_hi))
+    elif backend == "triton":
+        out = torch.ops.mkcc.kan_conv1d_fwd_triton(
+            x, base_weight, spline_weight, *conv_args, grid_lo, grid_hi
         )
-    else:
+    else:  # "cpu" and "cuda": the C++ kernels behind one schema
         out = torch.ops.mkcc.kan_conv1d_fwd(
-            x,
-            base_weight,
-            spline_weight,
-            stride,
-            pad_left,
-            pad_right,
-            dilation,
-            groups,
-            spline_order,
-            grid_lo,
-            grid_hi,
+            x, base_weight, spline_weight, *conv_args, grid_lo, grid_hi
         )
     if bias is not None:
         out = out + bias.view(1, -1, 1)

@@ -1,10 +1,19 @@
-"""Fixtures: poisoned kernel outputs, one run per CPU kernel build."""
+"""Fixtures: poisoned kernel outputs, one run per CPU kernel build; Triton's interpreter when
+there is no GPU."""
 
 from __future__ import annotations
 
-import pytest
+import os
 
-from mkcc_kernels import _C
+import pytest
+import torch
+
+# Without a GPU the Triton kernels run under Triton's interpreter on CPU tensors; the switch must
+# be set before the kernels are defined (first import of mkcc_kernels).
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+from mkcc_kernels import _C  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -9,63 +9,15 @@ import torch
 import mkcc_kernels
 from mkcc_kernels.reference import knots
 
-from .helpers import TOLERANCE, assert_close, run_layer
-
-# id: (B, C_in, C_out, T, k, conv keyword arguments, grid_size)
-CONFIGS = {
-    "plain-k3": (2, 3, 5, 20, 3, {"padding": 1}, 5),
-    "T1-k1": (3, 2, 4, 1, 1, {}, 5),
-    "T1-k3-pad1": (2, 3, 4, 1, 3, {"padding": 1}, 5),
-    "k-longer-than-T": (2, 3, 4, 3, 7, {"padding": 3}, 5),
-    "stride2-dilation3": (2, 4, 6, 29, 3, {"stride": 2, "dilation": 3, "padding": 2}, 5),
-    "stride3-no-pad": (2, 3, 7, 31, 4, {"stride": 3}, 5),
-    "groups2": (2, 6, 4, 17, 3, {"groups": 2, "padding": 1}, 5),
-    "depthwise": (2, 5, 10, 16, 5, {"groups": 5, "padding": 2}, 5),
-    "same-even-k": (2, 3, 4, 12, 4, {"padding": "same"}, 5),
-    "G1": (2, 3, 4, 10, 3, {"padding": 1}, 1),
-    "K1": (2, 3, 4, 10, 3, {"padding": 1, "spline_order": 1}, 5),
-    "K2": (2, 3, 4, 10, 3, {"padding": 1, "spline_order": 2}, 4),
-    "K4": (2, 3, 4, 10, 3, {"padding": 1, "spline_order": 4}, 7),
-    "grid-range": (2, 3, 4, 10, 3, {"padding": 1, "grid_range": (-0.5, 3.0)}, 6),
-    "C_out-37-not-aligned": (2, 3, 37, 9, 3, {}, 5),
-    "many-time-tiles": (2, 4, 20, 150, 5, {"padding": 2}, 5),
-    "wide-channels": (2, 24, 40, 70, 5, {"stride": 2, "padding": 2}, 5),
-}
-
-
-def make_inputs(batch, in_channels, out_channels, length, k, conv, grid_size, dtype, seed=0):
-    generator = torch.Generator().manual_seed(seed)
-    groups = conv.get("groups", 1)
-    order = conv.get("spline_order", 3)
-    lo, hi = conv.get("grid_range", (-1.0, 1.0))
-    # Mostly inside the extended grid, some beyond it on both sides.
-    x = torch.randn(batch, in_channels, length, generator=generator, dtype=torch.float64)
-    x = (x * 0.8 * (hi - lo) + (lo + hi) / 2).to(dtype)
-    base = torch.randn(
-        out_channels, in_channels // groups, k, generator=generator, dtype=torch.float64
-    )
-    spline = torch.randn(
-        out_channels,
-        in_channels // groups,
-        k,
-        grid_size + order,
-        generator=generator,
-        dtype=torch.float64,
-    )
-    return x, base.to(dtype), spline.to(dtype)
-
-
-def compare_with_reference(x, base, spline, dtype, what, **conv):
-    out, grads, grad_out = run_layer("cpu", x, base, spline, **conv)
-    ref_out, ref_grads, _ = run_layer(
-        "reference", x.double(), base.double(), spline.double(), grad_out=grad_out.double(), **conv
-    )
-    tol = TOLERANCE[dtype]
-    assert out.dtype == dtype
-    assert_close(out, ref_out, tol, f"{what} output")
-    for name, grad, ref in zip(("x", "base_weight", "spline_weight"), grads, ref_grads):
-        assert grad.dtype == dtype
-        assert_close(grad, ref, tol, f"{what} grad {name}")
+from .helpers import (
+    CONFIGS,
+    TOLERANCE,
+    assert_close,
+    compare_with_reference,
+    compare_with_same_knots,
+    make_inputs,
+    run_layer,
+)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["fp64", "fp32"])
@@ -73,7 +25,7 @@ def compare_with_reference(x, base, spline, dtype, what, **conv):
 def test_matches_reference(config, dtype, cpu_isa):
     b, cin, cout, t, k, conv, grid = config
     x, base, spline = make_inputs(b, cin, cout, t, k, conv, grid, dtype)
-    compare_with_reference(x, base, spline, dtype, f"[{cpu_isa}]", **conv)
+    compare_with_reference("cpu", x, base, spline, dtype, f"[{cpu_isa}]", **conv)
 
 
 @pytest.mark.parametrize("order", [1, 2, 3, 4])
@@ -93,15 +45,11 @@ def test_inputs_on_knots_and_outside_grid(order, dtype, cpu_isa):
     )
     conv = {"padding": 1, "spline_order": order, "grid_range": grid_range}
     if dtype == torch.float64 or order >= 2:
-        compare_with_reference(x, base, spline, dtype, f"[{cpu_isa}] knots", **conv)
+        compare_with_reference("cpu", x, base, spline, dtype, f"[{cpu_isa}] knots", **conv)
     else:
-        # Linear splines have a kink at every knot: an fp32 knot is not an fp64 knot, so only the
-        # forward value (continuous there) is comparable with the fp64 reference.
-        out = mkcc_kernels.kan_conv1d(x, base, spline, backend="cpu", **conv)
-        ref = mkcc_kernels.kan_conv1d(
-            x.double(), base.double(), spline.double(), backend="reference", **conv
-        )
-        assert_close(out, ref, TOLERANCE[dtype], "fp32 K=1 knots output")
+        # Linear splines have a kink at every knot and an fp32 knot is not an fp64 knot: compare
+        # with the reference computed on the same fp32 knots.
+        compare_with_same_knots("cpu", x, base, spline, f"[{cpu_isa}] K=1 knots", **conv)
 
 
 def test_non_contiguous_inputs():
@@ -113,7 +61,7 @@ def test_non_contiguous_inputs():
     spline_t = spline.transpose(0, 3).contiguous().transpose(0, 3)
     assert not base_t.is_contiguous() and not spline_t.is_contiguous()
     compare_with_reference(
-        x_strided, base_t, spline_t, torch.float64, "non-contiguous", stride=2, padding=1
+        "cpu", x_strided, base_t, spline_t, torch.float64, "non-contiguous", stride=2, padding=1
     )
 
 

@@ -1,0 +1,49 @@
+"""Autograd shared by the fused ops: backward calls the backend's backward op, which recomputes
+the basis; only ``x`` and the two weights are saved."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def _setup_context(ctx, inputs, output) -> None:
+    x, base_weight, spline_weight, *conv_args = inputs
+    ctx.save_for_backward(x, base_weight, spline_weight)
+    ctx.conv_args = conv_args
+
+
+def _no_double_backward(ctx, *grads):
+    raise RuntimeError(
+        "kan_conv1d: gradients of gradients (double backward) are not implemented by the fused "
+        "kernels; use backend='reference' for them"
+    )
+
+
+def register(forward_op: str, backward_op: str) -> None:
+    """Autograd of the op ``forward_op`` through the op ``backward_op`` ("mkcc::name"), which
+    takes ``grad_out``, the forward's arguments, then the ``input_grad`` and ``weight_grad``
+    flags, and returns the three gradients (empty where not asked for)."""
+    backward_fn = getattr(torch.ops.mkcc, backward_op.split("::")[1])
+
+    def backward(ctx, grad_out: Tensor):
+        x, base_weight, spline_weight = ctx.saved_tensors
+        needs_x, needs_base, needs_spline = ctx.needs_input_grad[:3]
+        grad_x, grad_base, grad_spline = backward_fn(
+            grad_out.contiguous(), x, base_weight, spline_weight, *ctx.conv_args,
+            needs_x, needs_base or needs_spline,
+        )  # fmt: skip
+        return (
+            grad_x if needs_x else None,
+            grad_base if needs_base else None,
+            grad_spline if needs_spline else None,
+            *((None,) * len(ctx.conv_args)),
+        )
+
+    torch.library.register_autograd(forward_op, backward, setup_context=_setup_context)
+    # Without this, backpropagating through the backward op would silently give no gradient.
+    torch.library.register_autograd(
+        backward_op,
+        _no_double_backward,
+        setup_context=lambda ctx, inputs, output: None,
+    )

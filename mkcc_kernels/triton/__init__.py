@@ -1,0 +1,1 @@
+"""Triton kernels of KANConv1d (``@triton.jit`` code only; registration lives in ``ops``)."""

@@ -1,0 +1,157 @@
+"""The Triton kernels against the fp64 reference: forward and every gradient. Without a GPU they
+run under Triton's interpreter on CPU tensors (fp32, a curated set of configurations); on a GPU
+natively over fp32, fp16 and bf16, plus opcheck and compile parity."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import mkcc_kernels
+from mkcc_kernels.ops import triton_ops
+from mkcc_kernels.reference import knots
+
+from .helpers import (
+    CONFIGS,
+    TOLERANCE,
+    assert_close,
+    compare_with_reference,
+    compare_with_same_knots,
+    make_inputs,
+)
+
+ON_GPU = torch.cuda.is_available()
+DEVICE = "cuda" if ON_GPU else "cpu"
+pytestmark = pytest.mark.skipif(
+    triton_ops is None or not triton_ops.runs_on(DEVICE),
+    reason="Triton is not installed, or neither a GPU nor TRITON_INTERPRET=1 is present",
+)
+DTYPES = [torch.float32, torch.float16, torch.bfloat16] if ON_GPU else [torch.float32]
+DTYPE_IDS = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: DTYPE_IDS[d])
+@pytest.mark.parametrize("config", CONFIGS.values(), ids=CONFIGS.keys())
+def test_matches_reference(config, dtype):
+    b, cin, cout, t, k, conv, grid = config
+    x, base, spline = make_inputs(b, cin, cout, t, k, conv, grid, dtype)
+    compare_with_reference(
+        "triton", x, base, spline, dtype, f"[triton {DEVICE}]", device=DEVICE, **conv
+    )
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 4])
+def test_inputs_on_knots_and_outside_grid(order):
+    grid_size, grid_range = 4, (-1.0, 1.5)
+    t = knots(grid_size, order, grid_range, torch.float32)
+    special = torch.cat([t, t[:1] - 0.25, t[-1:] + 0.25, torch.tensor([-7.0, 9.0])])
+    generator = torch.Generator().manual_seed(order)
+    x = special[torch.randint(0, special.numel(), (2, 3, 24), generator=generator)]
+    base = torch.randn(5, 3, 3, generator=generator)
+    spline = torch.randn(5, 3, 3, grid_size + order, generator=generator)
+    conv = {"padding": 1, "spline_order": order, "grid_range": grid_range}
+    if order >= 2:
+        compare_with_reference(
+            "triton", x, base, spline, torch.float32, "knots", device=DEVICE, **conv
+        )
+    else:
+        # Linear splines have a kink at every knot and an fp32 knot is not an fp64 knot: compare
+        # with the reference computed on the same fp32 knots.
+        compare_with_same_knots("triton", x, base, spline, "K=1 knots", device=DEVICE, **conv)
+
+
+def test_non_contiguous_input():
+    x, base, spline = make_inputs(3, 4, 6, 40, 3, {}, 5, torch.float32, seed=3)
+    x_strided = torch.randn(3, 40, 8, device=DEVICE).transpose(1, 2)[:, ::2]
+    x_strided.copy_(x)
+    assert not x_strided.is_contiguous()
+    compare_with_reference(
+        "triton",
+        x_strided,
+        base,
+        spline,
+        torch.float32,
+        "non-contiguous",
+        device=DEVICE,
+        stride=2,
+        padding=1,
+    )
+
+
+def test_empty_batch_and_partial_gradients():
+    x, base, spline = make_inputs(0, 3, 4, 12, 3, {}, 5, torch.float32)
+    x, base, spline = (t.to(DEVICE).requires_grad_(True) for t in (x, base, spline))
+    out = mkcc_kernels.kan_conv1d(x, base, spline, padding=1, backend="triton")
+    assert out.shape == (0, 4, 12)
+    out.sum().backward()
+    assert x.grad.shape == x.shape and bool((base.grad == 0).all())
+
+    x, base, spline = make_inputs(2, 3, 4, 12, 3, {}, 5, torch.float32, seed=1)
+    spline = spline.to(DEVICE).requires_grad_(True)
+    out = mkcc_kernels.kan_conv1d(
+        x.to(DEVICE), base.to(DEVICE), spline, padding=1, backend="triton"
+    )
+    (grad,) = torch.autograd.grad(out.square().sum(), spline)
+    leaf = spline.detach().cpu().double().requires_grad_(True)
+    ref = mkcc_kernels.kan_conv1d(x.double(), base.double(), leaf, padding=1, backend="reference")
+    (ref_grad,) = torch.autograd.grad(ref.square().sum(), leaf)
+    assert_close(grad.cpu(), ref_grad, TOLERANCE[torch.float32], "spline gradient only")
+
+
+def test_deterministic():
+    x, base, spline = make_inputs(4, 6, 8, 64, 5, {}, 5, torch.float32, seed=9)
+    results = []
+    for _ in range(2):
+        leaves = [t.to(DEVICE).requires_grad_(True) for t in (x, base, spline)]
+        out = mkcc_kernels.kan_conv1d(*leaves, backend="triton")
+        out.backward(torch.ones_like(out))
+        results.append([out.detach()] + [leaf.grad for leaf in leaves])
+    for a, b in zip(*results):
+        assert torch.equal(a, b)
+
+
+def test_saves_only_x_and_weights():
+    x = torch.randn(2, 8, 50, device=DEVICE, requires_grad=True)
+    layer = mkcc_kernels.KANConv1d(8, 16, 5, padding=2, backend="triton", bias=False, device=DEVICE)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        layer(x)
+    limit = sum(t.numel() * t.element_size() for t in (x, layer.base_weight, layer.spline_weight))
+    assert sum(t.numel() * t.element_size() for t in saved) <= 1.1 * limit
+
+
+@pytest.mark.skipif(not ON_GPU, reason="opcheck of a triton_op needs a GPU")
+def test_opcheck():
+    x, base, spline = make_inputs(2, 4, 6, 20, 3, {}, 5, torch.float32)
+    args = [t.to(DEVICE).requires_grad_(True) for t in (x, base, spline)]
+    conv = (1, 1, 1, 1, 1, 3, -1.0, 1.0)
+    torch.library.opcheck(torch.ops.mkcc.kan_conv1d_fwd_triton.default, (*args, *conv))
+    grad_out = torch.randn(2, 6, 20, device=DEVICE)
+    plain = [a.detach() for a in args]
+    torch.library.opcheck(
+        torch.ops.mkcc.kan_conv1d_bwd_triton.default, (grad_out, *plain, *conv, True, True)
+    )
+
+
+@pytest.mark.skipif(not ON_GPU, reason="compiling a triton_op on CPU tensors is not supported")
+def test_compile_fullgraph_matches_eager():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        mkcc_kernels.MultiScaleKANConv1d(3, 8, kernel_sizes=(3, 5), backend="triton"),
+        torch.nn.BatchNorm1d(16),
+        mkcc_kernels.KANConv1d(16, 4, 3, stride=2, padding=1, backend="triton"),
+    ).to(DEVICE)
+    x = torch.randn(4, 3, 33, device=DEVICE)
+    eager = model(x)
+    compiled = torch.compile(model, fullgraph=True)(x)
+    assert_close(compiled, eager, TOLERANCE[torch.float32], "compiled output")
+
+
+@pytest.mark.skipif(ON_GPU, reason="checks CPU tensors without the interpreter")
+def test_cpu_tensors_without_interpreter_are_a_clear_error(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    x, base, spline = make_inputs(1, 2, 3, 8, 3, {}, 5, torch.float32)
+    with pytest.raises(ValueError, match=r"^backend: 'triton' .*TRITON_INTERPRET=1"):
+        mkcc_kernels.kan_conv1d(x, base, spline, backend="triton")
+    with pytest.raises(ValueError, match=r"^x: the Triton kernels run on CUDA tensors"):
+        torch.ops.mkcc.kan_conv1d_fwd_triton(x, base, spline, 1, 0, 0, 1, 1, 3, -1.0, 1.0)
