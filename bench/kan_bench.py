@@ -1,13 +1,20 @@
 """Time KANConv1d providers side by side in one process and print a table.
 
-    python -m bench.kan_bench                       # the canonical CPU shapes, all providers
-    python -m bench.kan_bench --quick               # a short run (what `make demo` does)
+    python -m bench.kan_bench                          # canonical CPU shapes, CPU providers
+    python -m bench.kan_bench --quick                  # a short run (what `make demo` does)
     python -m bench.kan_bench --shapes 32,192,128,225,5 --providers cpu,unfold --modes fwd
+    python -m bench.kan_bench --device cuda --shape-set gpu --dtypes float32,bfloat16
 
-Each (shape, provider, mode) is run ``--warmup`` times, then timed ``--repeats`` times; the
-table gives the median and the 20th/80th percentiles in milliseconds, the dense-equivalent
-GFLOP/s (2 * B * C_out * T_out * (C_in / groups) * k * (1 + G + K) per forward; backward counted
-as twice that) and the median speed-up of each provider over ``unfold``.
+Providers: the fused backends (``cpu``, ``triton``, ``cuda``), ``reference`` eager and under
+``torch.compile`` (``reference-compiled``, dynamic shapes: one compilation serves every shape),
+``unfold`` (the naive baseline), and two floors that compute something else of the same size:
+``conv1d`` (``nn.Conv1d`` with the same C_in, C_out, k) and ``dense-gemm`` (the matmul of the
+expanded features, ``[B*T_out, C_in*k*(1+G+K)] @ [.., C_out]``). Each case is run ``--warmup``
+times, then timed ``--repeats`` times (synchronized on CUDA); rows give the median and the
+20th/80th percentiles, the dense-equivalent GFLOP/s (``2*B*C_out*T_out*C_in*k*(1+G+K)`` per
+forward, three times that for forward+backward) and the speed-up over ``unfold``. Bytes saved for
+backward are measured with saved-tensor hooks (forward+backward mode), peak memory with the CUDA
+allocator. ``--csv`` appends long-format rows (one per metric).
 """
 
 from __future__ import annotations
@@ -15,27 +22,50 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
+import math
 import platform
 import statistics
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 import mkcc_kernels
 
-# (B, C_in, C_out, T, k): the four canonical CPU shapes (grid 5, cubic, fp32).
+# (B, C_in, C_out, T, k): the four canonical CPU shapes (grid 5, cubic).
 CANONICAL_SHAPES = [
     (32, 10, 64, 450, 5),
     (32, 192, 128, 225, 5),
     (32, 192, 128, 15, 7),
     (16, 256, 256, 512, 5),
 ]
-QUICK_SHAPES = [(32, 10, 64, 450, 5), (32, 192, 128, 225, 5)]
-PROVIDERS = ("cpu", "reference", "reference-compiled", "unfold")
+# The MKCC model's layers (batch 32): audio part 1 (10 MFCCs -> 64 per scale) and part 2
+# (192 -> 128 per scale, after pooling), video part 1 (35 AUs -> 64) and part 2, k = 3, 5, 7.
+MKCC_SHAPES = [
+    (32, c_in, c_out, length, k)
+    for c_in, c_out, length in ((10, 64, 450), (192, 128, 225), (35, 64, 15), (192, 128, 15))
+    for k in (3, 5, 7)
+]
+SHAPE_SETS = {
+    "canonical": CANONICAL_SHAPES,
+    "quick": [(32, 10, 64, 450, 5), (32, 192, 128, 225, 5)],
+    "mkcc": MKCC_SHAPES,
+    "gpu": MKCC_SHAPES + [(64, 256, 256, 512, 5)],
+}
+PROVIDERS = (
+    "cpu",
+    "triton",
+    "cuda",
+    "reference",
+    "reference-compiled",
+    "unfold",
+    "conv1d",
+    "dense-gemm",
+)
 MODES = ("fwd", "fwd+bwd")
 
 
@@ -44,47 +74,92 @@ class Result:
     shape: tuple[int, ...]
     provider: str
     mode: str
-    p20: float
-    p50: float
-    p80: float
+    dtype: str
+    times_ms: list[float]
     gflops: float
+    extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.times_ms)
 
 
-def dense_flops(shape: tuple[int, ...], grid_size: int, spline_order: int, mode: str) -> float:
-    batch, cin, cout, length, k = shape
-    out_length = length  # "same" padding
-    forward = 2.0 * batch * cout * out_length * cin * k * (1 + grid_size + spline_order)
+def dense_flops(shape: tuple[int, ...], num_features: int, mode: str) -> float:
+    batch, c_in, c_out, length, k = shape
+    forward = 2.0 * batch * c_out * length * c_in * k * num_features  # "same" padding: T_out = T
     return forward if mode == "fwd" else 3.0 * forward
 
 
-def make_step(
-    provider: str, shape, mode: str, dtype, grid_size: int, spline_order: int
-) -> Callable[[], None]:
-    batch, cin, cout, length, k = shape
+_compiled_reference: dict[str, Callable] = {}
+
+
+def _reference_compiled(spline_order: int) -> Callable:
+    key = f"order{spline_order}"
+    if key not in _compiled_reference:
+
+        def layer(x, base, spline):
+            return mkcc_kernels.kan_conv1d(
+                x, base, spline, padding="same", spline_order=spline_order, backend="reference"
+            )
+
+        _compiled_reference[key] = torch.compile(layer, dynamic=True)
+    return _compiled_reference[key]
+
+
+def make_layer(provider: str, shape, dtype, device, grid_size: int, spline_order: int):
+    """(function of the inputs, the inputs) for one provider."""
+    batch, c_in, c_out, length, k = shape
     generator = torch.Generator().manual_seed(0)
-    x = torch.randn(batch, cin, length, generator=generator, dtype=dtype)
-    base = torch.randn(cout, cin, k, generator=generator, dtype=dtype) / (cin * k) ** 0.5
-    spline = (
-        torch.randn(cout, cin, k, grid_size + spline_order, generator=generator, dtype=dtype) * 0.1
-    )
-    backend = "reference" if provider == "reference-compiled" else provider
+    num_features = 1 + grid_size + spline_order
+
+    def rand(*size, scale=1.0):
+        return (torch.randn(*size, generator=generator) * scale).to(device=device, dtype=dtype)
+
+    x = rand(batch, c_in, length)
+    if provider == "conv1d":
+        weight = rand(c_out, c_in, k, scale=(c_in * k) ** -0.5)
+        return (lambda x, w: F.conv1d(x, w, padding="same")), [x, weight]
+    if provider == "dense-gemm":
+        features = rand(batch * length, c_in * k * num_features)
+        weight = rand(c_in * k * num_features, c_out, scale=(c_in * k * num_features) ** -0.5)
+        return torch.matmul, [features, weight]
+    base = rand(c_out, c_in, k, scale=(c_in * k) ** -0.5)
+    spline = rand(c_out, c_in, k, grid_size + spline_order, scale=0.1)
+    if provider == "reference-compiled":
+        return _reference_compiled(spline_order), [x, base, spline]
 
     def layer(x, base, spline):
         return mkcc_kernels.kan_conv1d(
-            x, base, spline, padding="same", spline_order=spline_order, backend=backend
+            x, base, spline, padding="same", spline_order=spline_order, backend=provider
         )
 
-    if provider == "reference-compiled":
-        layer = torch.compile(layer, fullgraph=True)
+    return layer, [x, base, spline]
+
+
+def saved_bytes(layer: Callable, inputs: list[torch.Tensor]) -> int:
+    """Bytes of the distinct tensors autograd saves for backward."""
+    seen: dict[tuple[int, int], int] = {}
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        seen[(storage.data_ptr(), storage.nbytes())] = storage.nbytes()
+        return tensor
+
+    leaves = [t.detach().requires_grad_(True) for t in inputs]
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        layer(*leaves)
+    return sum(seen.values())
+
+
+def make_step(layer: Callable, inputs: list[torch.Tensor], mode: str) -> Callable[[], None]:
     if mode == "fwd":
 
         def step():
             with torch.no_grad():
-                layer(x, base, spline)
+                layer(*inputs)
 
         return step
-
-    leaves = [t.requires_grad_(True) for t in (x, base, spline)]
+    leaves = [t.detach().requires_grad_(True) for t in inputs]
 
     def step():
         out = layer(*leaves)
@@ -94,16 +169,19 @@ def make_step(
 
 
 def time_step(
-    step: Callable[[], None], warmup: int, repeats: int, max_seconds: float
+    step: Callable[[], None], device: str, warmup: int, repeats: int, max_seconds: float
 ) -> list[float]:
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     for _ in range(warmup):
         step()
+    sync()
     times = []
     started = time.perf_counter()
     for _ in range(repeats):
         t0 = time.perf_counter()
         step()
-        times.append(time.perf_counter() - t0)
+        sync()
+        times.append((time.perf_counter() - t0) * 1e3)
         if time.perf_counter() - started > max_seconds and len(times) >= 3:
             break
     return times
@@ -126,11 +204,17 @@ def git_commit() -> str:
         return "unknown"
 
 
-def write_csv(path: Path, results: list[Result], dtype: torch.dtype, threads: int) -> None:
+def machine_name(device: str, threads: int) -> str:
+    if device == "cuda":
+        return torch.cuda.get_device_name().replace(" ", "-")
+    return f"{platform.machine()}-{threads}threads"
+
+
+def write_csv(path: Path, results: list[Result], device: str, threads: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     new = not path.exists()
     stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    machine = f"{platform.machine()}-{threads}threads"
+    commit, machine = git_commit(), machine_name(device, threads)
     with path.open("a", newline="") as f:
         writer = csv.writer(f)
         if new:
@@ -153,38 +237,46 @@ def write_csv(path: Path, results: list[Result], dtype: torch.dtype, threads: in
             )
         for r in results:
             shape = "x".join(map(str, r.shape))
-            writer.writerow(
-                [
-                    stamp,
-                    "kan_conv1d",
-                    r.provider,
-                    r.mode,
-                    shape,
-                    str(dtype)[6:],
-                    "cpu",
-                    "ms",
-                    f"{r.p20:.4f}",
-                    f"{r.p50:.4f}",
-                    f"{r.p80:.4f}",
-                    git_commit(),
-                    machine,
-                ]
-            )
+            rows = [
+                ("ms", percentile(r.times_ms, 0.2), r.p50, percentile(r.times_ms, 0.8)),
+                ("gflops", r.gflops, r.gflops, r.gflops),
+            ]
+            rows += [(name, value, value, value) for name, value in r.extra.items()]
+            for metric, p20, p50, p80 in rows:
+                writer.writerow(
+                    [
+                        stamp,
+                        "kan_conv1d",
+                        r.provider,
+                        r.mode,
+                        shape,
+                        r.dtype,
+                        device,
+                        metric,
+                        f"{p20:.4f}",
+                        f"{p50:.4f}",
+                        f"{p80:.4f}",
+                        commit,
+                        machine,
+                    ]
+                )
 
 
 def format_table(results: list[Result]) -> str:
-    baseline = {(r.shape, r.mode): r.p50 for r in results if r.provider == "unfold"}
+    baseline = {(r.shape, r.mode, r.dtype): r.p50 for r in results if r.provider == "unfold"}
     lines = [
-        "| shape (B, C_in, C_out, T, k) | mode | provider | median ms (p20-p80) "
-        "| GFLOP/s | vs unfold |",
-        "|---|---|---|---|---|---|",
+        "| shape (B, C_in, C_out, T, k) | dtype | mode | provider | median ms (p20-p80) "
+        "| GFLOP/s | vs unfold | saved MB |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        base = baseline.get((r.shape, r.mode))
+        base = baseline.get((r.shape, r.mode, r.dtype))
         speedup = f"{base / r.p50:.1f}x" if base else "-"
+        saved = r.extra.get("saved_mb")
         lines.append(
-            f"| {r.shape} | {r.mode} | {r.provider} | {r.p50:.2f} "
-            f"({r.p20:.2f}-{r.p80:.2f}) | {r.gflops:.1f} | {speedup} |"
+            f"| {r.shape} | {r.dtype} | {r.mode} | {r.provider} | {r.p50:.3f} "
+            f"({percentile(r.times_ms, 0.2):.3f}-{percentile(r.times_ms, 0.8):.3f}) "
+            f"| {r.gflops:.1f} | {speedup} | {'-' if saved is None else f'{saved:.1f}'} |"
         )
     return "\n".join(lines)
 
@@ -196,20 +288,35 @@ def parse_shape(text: str) -> tuple[int, ...]:
     return values
 
 
+def split_list(parser, name: str, text: str, allowed) -> list[str]:
+    values = [v for v in text.split(",") if v]
+    unknown = [v for v in values if v not in allowed]
+    if unknown or not values:
+        parser.error(f"{name}: unknown {unknown or text!r}; expected among {', '.join(allowed)}")
+    return values
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="two shapes, few repeats")
+    parser.add_argument("--shape-set", choices=sorted(SHAPE_SETS), default=None)
     parser.add_argument("--shapes", type=parse_shape, nargs="+", help="B,C_in,C_out,T,k ...")
     parser.add_argument(
         "--providers",
-        default=",".join(PROVIDERS),
-        help=f"comma-separated among {', '.join(PROVIDERS)}",
+        default=None,
+        help=f"comma-separated among {', '.join(PROVIDERS)} "
+        "(default: those available on the device)",
     )
     parser.add_argument("--modes", default=",".join(MODES), help="fwd and/or fwd+bwd")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument(
+        "--dtypes",
+        default="float32",
+        help="comma-separated among float32, float64, float16, bfloat16",
+    )
     parser.add_argument("--grid-size", type=int, default=5)
     parser.add_argument("--spline-order", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads")
     parser.add_argument("--warmup", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument(
@@ -221,51 +328,101 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--csv", type=Path, default=None, help="append results to this CSV")
     args = parser.parse_args(argv)
 
-    providers = args.providers.split(",")
-    modes = args.modes.split(",")
-    for name, values, allowed in (("--providers", providers, PROVIDERS), ("--modes", modes, MODES)):
-        unknown = [v for v in values if v not in allowed]
-        if unknown:
-            parser.error(f"{name}: unknown {unknown}; expected among {allowed}")
-    shapes = args.shapes or (QUICK_SHAPES if args.quick else CANONICAL_SHAPES)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device is available")
+    available = mkcc_kernels.available_backends(args.device)
+    default_providers = [
+        p for p in PROVIDERS if p in available or p not in ("cpu", "triton", "cuda", "dense-gemm")
+    ]
+    if args.device == "cuda":
+        default_providers.append("dense-gemm")
+    providers = (
+        split_list(parser, "--providers", args.providers, PROVIDERS)
+        if args.providers
+        else default_providers
+    )
+    missing = [p for p in providers if p in ("cpu", "triton", "cuda") and p not in available]
+    if missing:
+        parser.error(
+            f"--providers: {missing} not available on {args.device}; available: {available}"
+        )
+    modes = split_list(parser, "--modes", args.modes, MODES)
+    dtypes = split_list(
+        parser, "--dtypes", args.dtypes, ("float32", "float64", "float16", "bfloat16")
+    )
+    shapes = args.shapes or SHAPE_SETS[args.shape_set or ("quick" if args.quick else "canonical")]
     warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
     repeats = args.repeats if args.repeats is not None else (5 if args.quick else 15)
     max_seconds = (
         args.max_seconds if args.max_seconds is not None else (3.0 if args.quick else 20.0)
     )
-    dtype = getattr(torch, args.dtype)
     torch.set_num_threads(args.threads)
+    num_features = 1 + args.grid_size + args.spline_order
 
     print(
-        f"KANConv1d, {args.dtype}, grid {args.grid_size}, order {args.spline_order}, "
-        f"{args.threads} threads, padding 'same'; CPU kernels: "
-        f"{mkcc_kernels.build_info()['cpu_isa']}"
+        f"KANConv1d on {machine_name(args.device, args.threads)}, grid {args.grid_size}, "
+        f"order {args.spline_order}, padding 'same'; build {mkcc_kernels.build_info()}"
     )
     results = []
-    for shape in shapes:
-        for mode in modes:
-            for provider in providers:
-                step = make_step(provider, shape, mode, dtype, args.grid_size, args.spline_order)
-                times = [t * 1e3 for t in time_step(step, warmup, repeats, max_seconds)]
-                p50 = statistics.median(times)
-                flops = dense_flops(shape, args.grid_size, args.spline_order, mode)
-                results.append(
-                    Result(
+    for dtype_name in dtypes:
+        dtype = getattr(torch, dtype_name)
+        for shape in shapes:
+            for mode in modes:
+                for provider in providers:
+                    layer, inputs = make_layer(
+                        provider, shape, dtype, args.device, args.grid_size, args.spline_order
+                    )
+                    if args.device == "cuda":
+                        torch.cuda.reset_peak_memory_stats()
+                    times = time_step(
+                        make_step(layer, inputs, mode), args.device, warmup, repeats, max_seconds
+                    )
+                    flops = dense_flops(shape, num_features, mode)
+                    result = Result(
                         shape,
                         provider,
                         mode,
-                        percentile(times, 0.2),
-                        p50,
-                        percentile(times, 0.8),
-                        flops / (p50 * 1e-3) / 1e9,
+                        dtype_name,
+                        times,
+                        flops / (statistics.median(times) * 1e-3) / 1e9,
                     )
-                )
-                print(f"  {shape} {mode:7s} {provider:18s} {p50:9.2f} ms", flush=True)
+                    if mode == "fwd+bwd":
+                        result.extra["saved_mb"] = saved_bytes(layer, inputs) / 2**20
+                    if args.device == "cuda":
+                        result.extra["peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+                    results.append(result)
+                    print(
+                        f"  {dtype_name} {shape} {mode:7s} {provider:18s} {result.p50:10.3f} ms",
+                        flush=True,
+                    )
     print()
     print(format_table(results))
+    fused = [p for p in ("cpu", "triton", "cuda") if p in providers]
+    for peer in ("reference-compiled", "unfold"):
+        for provider in fused:
+            for mode in modes:
+                ratios = [
+                    next(
+                        o.p50
+                        for o in results
+                        if (o.provider, o.shape, o.mode, o.dtype)
+                        == (peer, r.shape, r.mode, r.dtype)
+                    )
+                    / r.p50
+                    for r in results
+                    if r.provider == provider
+                    and r.mode == mode
+                    and any(o.provider == peer for o in results)
+                ]
+                if ratios:
+                    geomean = math.exp(sum(map(math.log, ratios)) / len(ratios))
+                    print(
+                        f"{provider} vs {peer}, {mode}: geometric-mean speed-up {geomean:.2f}x "
+                        f"(min {min(ratios):.2f}x, max {max(ratios):.2f}x)"
+                    )
     if args.csv is not None:
-        write_csv(args.csv, results, dtype, args.threads)
-        print(f"\nappended {len(results)} rows to {args.csv}")
+        write_csv(args.csv, results, args.device, args.threads)
+        print(f"\nappended {len(results)} cases to {args.csv}")
 
 
 if __name__ == "__main__":
