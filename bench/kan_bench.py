@@ -6,7 +6,7 @@
     python -m bench.kan_bench --device cuda --shape-set gpu --dtypes float32,bfloat16
 
 Providers: the fused backends (``cpu``, ``triton``, ``cuda``), ``reference`` eager and under
-``torch.compile`` (``reference-compiled``, dynamic shapes: one compilation serves every shape),
+``torch.compile`` (``reference-compiled``; compiled per shape unless ``--compile-dynamic``),
 ``unfold`` (the naive baseline), and two floors that compute something else of the same size:
 ``conv1d`` (``nn.Conv1d`` with the same C_in, C_out, k) and ``dense-gemm`` (the matmul of the
 expanded features, ``[B*T_out, C_in*k*(1+G+K)] @ [.., C_out]``). Each case is run ``--warmup``
@@ -84,29 +84,43 @@ class Result:
         return statistics.median(self.times_ms)
 
 
-def dense_flops(shape: tuple[int, ...], num_features: int, mode: str) -> float:
+def flops(provider: str, shape: tuple[int, ...], num_features: int, mode: str) -> float:
+    """Work of one call: the dense-equivalent KANConv1d work (what the expansion form computes,
+    every feature of every tap) for the KAN providers and the dense GEMM, plain convolution work
+    for ``conv1d``. Forward+backward counts three times the forward."""
     batch, c_in, c_out, length, k = shape
-    forward = 2.0 * batch * c_out * length * c_in * k * num_features  # "same" padding: T_out = T
+    features = 1 if provider == "conv1d" else num_features
+    forward = 2.0 * batch * c_out * length * c_in * k * features  # "same": T_out = T
     return forward if mode == "fwd" else 3.0 * forward
 
 
-_compiled_reference: dict[str, Callable] = {}
+_compiled_reference: dict[bool, Callable] = {}
 
 
-def _reference_compiled(spline_order: int) -> Callable:
-    key = f"order{spline_order}"
-    if key not in _compiled_reference:
+def _reference_compiled(spline_order: int, dynamic: bool) -> Callable:
+    """The compiled reference: with ``dynamic`` one compilation serves every shape (shorter
+    runs); without, torch specializes per shape (the code a user gets by default)."""
+    if dynamic not in _compiled_reference:
 
-        def layer(x, base, spline):
+        def layer(x, base, spline, spline_order):
             return mkcc_kernels.kan_conv1d(
                 x, base, spline, padding="same", spline_order=spline_order, backend="reference"
             )
 
-        _compiled_reference[key] = torch.compile(layer, dynamic=True)
-    return _compiled_reference[key]
+        _compiled_reference[dynamic] = torch.compile(layer, dynamic=True if dynamic else None)
+    compiled = _compiled_reference[dynamic]
+    return lambda x, base, spline: compiled(x, base, spline, spline_order)
 
 
-def make_layer(provider: str, shape, dtype, device, grid_size: int, spline_order: int):
+def make_layer(
+    provider: str,
+    shape,
+    dtype,
+    device,
+    grid_size: int,
+    spline_order: int,
+    compile_dynamic: bool = False,
+):
     """(function of the inputs, the inputs) for one provider."""
     batch, c_in, c_out, length, k = shape
     generator = torch.Generator().manual_seed(0)
@@ -126,7 +140,7 @@ def make_layer(provider: str, shape, dtype, device, grid_size: int, spline_order
     base = rand(c_out, c_in, k, scale=(c_in * k) ** -0.5)
     spline = rand(c_out, c_in, k, grid_size + spline_order, scale=0.1)
     if provider == "reference-compiled":
-        return _reference_compiled(spline_order), [x, base, spline]
+        return _reference_compiled(spline_order, compile_dynamic), [x, base, spline]
 
     def layer(x, base, spline):
         return mkcc_kernels.kan_conv1d(
@@ -325,6 +339,11 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="stop repeating a case after this long (at least 3 runs)",
     )
+    parser.add_argument(
+        "--compile-dynamic",
+        action="store_true",
+        help="compile the reference once for all shapes (dynamic shapes)",
+    )
     parser.add_argument("--csv", type=Path, default=None, help="append results to this CSV")
     args = parser.parse_args(argv)
 
@@ -370,21 +389,27 @@ def main(argv: list[str] | None = None) -> None:
             for mode in modes:
                 for provider in providers:
                     layer, inputs = make_layer(
-                        provider, shape, dtype, args.device, args.grid_size, args.spline_order
+                        provider,
+                        shape,
+                        dtype,
+                        args.device,
+                        args.grid_size,
+                        args.spline_order,
+                        args.compile_dynamic,
                     )
                     if args.device == "cuda":
                         torch.cuda.reset_peak_memory_stats()
                     times = time_step(
                         make_step(layer, inputs, mode), args.device, warmup, repeats, max_seconds
                     )
-                    flops = dense_flops(shape, num_features, mode)
+                    work = flops(provider, shape, num_features, mode)
                     result = Result(
                         shape,
                         provider,
                         mode,
                         dtype_name,
                         times,
-                        flops / (statistics.median(times) * 1e-3) / 1e9,
+                        work / (statistics.median(times) * 1e-3) / 1e9,
                     )
                     if mode == "fwd+bwd":
                         result.extra["saved_mb"] = saved_bytes(layer, inputs) / 2**20

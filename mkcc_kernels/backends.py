@@ -63,7 +63,10 @@ def resolve_backend(backend: str, x: torch.Tensor) -> str:
     if backend not in available_backends(x.device):
         hint = ""
         if backend == "triton" and device_type == "cpu" and triton_ops is not None:
-            hint = " (Triton runs on CPU tensors only with TRITON_INTERPRET=1 set before import)"
+            hint = (
+                " (Triton runs on CPU tensors only with TRITON_INTERPRET=1 set before "
+                "mkcc_kernels is first imported)"
+            )
         raise ValueError(
             f"backend: {backend!r} is not available for {device_type} tensors here{hint}; "
             f"available: {', '.join(map(repr, available_backends(x.device)))}"

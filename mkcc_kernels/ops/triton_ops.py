@@ -15,6 +15,7 @@ import torch.nn.functional as F
 import triton
 from torch import Tensor
 from torch.library import triton_op, wrap_triton
+from triton.runtime.interpreter import InterpretedFunction
 
 from ..triton.kan_conv1d import (
     _kan_conv1d_bwd_dw_kernel,
@@ -28,7 +29,9 @@ SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
 def interpreter_enabled() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+    """Whether the kernels were defined for Triton's interpreter (TRITON_INTERPRET=1 was set when
+    this module was imported: Triton decides when it defines a kernel, not when it launches)."""
+    return isinstance(_kan_conv1d_fwd_kernel, InterpretedFunction)
 
 
 def runs_on(device: torch.device | str) -> bool:
@@ -41,9 +44,11 @@ def runs_on(device: torch.device | str) -> bool:
 
 def _check(x: Tensor, base_weight: Tensor, spline_weight: Tensor) -> None:
     if not runs_on(x.device):
+        late = x.device.type == "cpu" and os.environ.get("TRITON_INTERPRET") == "1"
         raise ValueError(
             f"x: the Triton kernels run on CUDA tensors (CPU tensors only with TRITON_INTERPRET=1 "
-            f"set before mkcc_kernels is imported), got a {x.device.type} tensor"
+            f"set before mkcc_kernels is first imported"
+            f"{'; it was set after' if late else ''}), got a {x.device.type} tensor"
         )
     if x.dtype not in SUPPORTED_DTYPES:
         raise TypeError(f"x: backend 'triton' supports float32, float16, bfloat16, got {x.dtype}")
