@@ -58,6 +58,18 @@ def nvidia_wheel_include_dirs() -> list[str]:
     return [str(Path(p).resolve()) for p in found]
 
 
+def arch_identifier(archs: str) -> str:
+    """TORCH_CUDA_ARCH_LIST ("8.0;9.0+PTX", "9.0a", ...) as one C identifier ("sm80_sm90",
+    "sm90a"): a macro value that survives every shell and build tool unquoted; build_info()
+    turns it back into names ("sm_80", "sm_90")."""
+    names = []
+    for arch in archs.replace(" ", ";").split(";"):
+        arch = arch.split("+")[0].strip()
+        if arch:
+            names.append("sm" + "".join(ch for ch in arch if ch.isalnum()))
+    return "_".join(names)
+
+
 def cuda_build_plan(cuda_sources: list[str]) -> tuple[Path, str] | None:
     """(CUDA_HOME, arch list) when the CUDA kernels are to be built, else None (said once)."""
     force = env_flag("MKCC_FORCE_CUDA")
@@ -83,7 +95,9 @@ def cuda_build_plan(cuda_sources: list[str]) -> tuple[Path, str] | None:
 def extensions() -> list:
     cpp_sources = [str(p.relative_to(ROOT)) for p in sorted(CSRC.glob("*.cpp"))]
     cpp_sources += [str(p.relative_to(ROOT)) for p in sorted((CSRC / "cpu").glob("*.cpp"))]
+    # The CUDA kernels (.cu) and their host entry (.cpp, compiled only with them).
     cuda_sources = [str(p.relative_to(ROOT)) for p in sorted((CSRC / "cuda").glob("*.cu"))]
+    cuda_host_sources = [str(p.relative_to(ROOT)) for p in sorted((CSRC / "cuda").glob("*.cpp"))]
     include_dirs = [str(CSRC / "include"), str(CSRC)]
     # -fopenmp: at::parallel_for is a header template that runs serially without it.
     cxx_flags = ["-O3", "-fno-math-errno", "-fopenmp", "-Wall", "-Wno-unknown-pragmas"]
@@ -108,16 +122,15 @@ def extensions() -> list:
 
     cuda_home, archs = plan
     say(f"building CUDA kernels with {cuda_home / 'bin' / 'nvcc'} for archs {archs}")
-    # ninja runs the compilers through a shell: quote the ';' of the arch list.
-    define = ["-DMKCC_WITH_CUDA", f"'-DMKCC_CUDA_ARCHS=\"{archs}\"'"]
+    define = ["-DMKCC_WITH_CUDA", f"-DMKCC_CUDA_ARCHS={arch_identifier(archs)}"]
     return [
         CUDAExtension(
             "mkcc_kernels._C",
-            cpp_sources + cuda_sources,
+            cpp_sources + cuda_host_sources + cuda_sources,
             include_dirs=include_dirs + nvidia_wheel_include_dirs(),
             extra_compile_args={
                 "cxx": cxx_flags + define,
-                "nvcc": ["-O3", "--use_fast_math", "-lineinfo", *define],
+                "nvcc": ["-O3", "-lineinfo", *define],
             },
             extra_link_args=link_flags,
         )

@@ -23,6 +23,21 @@ void check_grad_out(const at::Tensor& grad_out, const at::Tensor& x, const KanCo
 at::Tensor make_knots(const KanConv1dParams& p, double grid_lo, double grid_hi,
                       const at::TensorOptions& options);
 
+// Weights packed as [C_in][k][num_rows][out_stride] (see PackedLayout), in `dtype`.
+at::Tensor pack_weights(const at::Tensor& base_weight, const at::Tensor& spline_weight,
+                        const KanConv1dParams& p, const PackedLayout& layout,
+                        at::ScalarType dtype);
+
+// grad_out as [B][groups][T_out][out_stride] in `dtype`, output channels innermost, zero padded.
+at::Tensor transpose_grad_out(const at::Tensor& grad_out, const KanConv1dParams& p,
+                              const PackedLayout& layout, at::ScalarType dtype);
+
+// Writes a packed weight gradient (any shape ending in [C_in][k][num_rows][out_stride] with
+// C_in * k * num_rows * out_stride elements) into grad_base [C_out, Cg, k]
+// and grad_spline [C_out, Cg, k, G + K].
+void unpack_weight_grad(const at::Tensor& packed_grad, const KanConv1dParams& p,
+                        at::Tensor& grad_base, at::Tensor& grad_spline);
+
 // A new output tensor; filled with NaN when poisoning is on (the tests turn it on so that an
 // element a kernel fails to write shows up as NaN).
 at::Tensor new_output(at::IntArrayRef sizes, const at::TensorOptions& options);

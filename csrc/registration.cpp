@@ -5,8 +5,13 @@
 #include "cpu/isa.h"
 #include "host.h"
 
-#ifndef MKCC_CUDA_ARCHS
-#define MKCC_CUDA_ARCHS ""
+// MKCC_CUDA_ARCHS is set by setup.py as one identifier, e.g. sm80_sm90.
+#define MKCC_STRINGIFY_(x) #x
+#define MKCC_STRINGIFY(x) MKCC_STRINGIFY_(x)
+#ifdef MKCC_CUDA_ARCHS
+#define MKCC_CUDA_ARCH_STRING MKCC_STRINGIFY(MKCC_CUDA_ARCHS)
+#else
+#define MKCC_CUDA_ARCH_STRING ""
 #endif
 
 TORCH_LIBRARY(mkcc, m) {
@@ -39,13 +44,13 @@ pybind11::dict build_info() {
 #else
   info["cuda_compiled"] = false;
 #endif
-  std::vector<std::string> archs;
-  std::string arch_list = MKCC_CUDA_ARCHS;
+  std::vector<std::string> archs;  // "sm80_sm90" -> {"sm_80", "sm_90"}
+  const std::string arch_list = MKCC_CUDA_ARCH_STRING;
   size_t start = 0;
   while (start < arch_list.size()) {
-    size_t end = arch_list.find(';', start);
+    size_t end = arch_list.find('_', start);
     if (end == std::string::npos) end = arch_list.size();
-    if (end > start) archs.push_back(arch_list.substr(start, end - start));
+    if (end > start + 2) archs.push_back("sm_" + arch_list.substr(start + 2, end - start - 2));
     start = end + 1;
   }
   info["cuda_archs"] = archs;

@@ -38,7 +38,7 @@ def available_backends(device: torch.device | str | None = None) -> list[str]:
         backends.append("cpu")
     if triton_ops is not None and triton_ops.runs_on(device):
         backends.append("triton")
-    if device_type == "cuda" and _cuda_kernels_built():
+    if device_type == "cuda" and _cuda_kernels_built() and torch.cuda.is_available():
         backends.append("cuda")
     return backends + ["reference", "unfold"]
 

@@ -61,35 +61,6 @@ void run_weight_grad(const Args& a, int64_t begin, int64_t end, void* scratch) {
 // 64-byte aligned per-thread scratch (CPU allocations of ATen are 64-byte aligned).
 at::Tensor scratch_buffer(int64_t bytes) { return at::empty({std::max<int64_t>(bytes, 64)}, at::kByte); }
 
-// [C_in][k][num_rows][out_stride] packed weights; see PackedLayout.
-at::Tensor pack_weights(const at::Tensor& base_weight, const at::Tensor& spline_weight,
-                        const KanConv1dParams& p, const PackedLayout& layout) {
-  const int64_t spline_count = p.grid_size + p.spline_order;
-  auto packed = at::zeros({p.groups, p.in_per_group, p.kernel_size, layout.num_rows,
-                           layout.out_stride},
-                          base_weight.options());
-  auto channels = packed.narrow(4, 0, p.out_per_group);
-  channels.select(3, 0).copy_(
-      base_weight.reshape({p.groups, p.out_per_group, p.in_per_group, p.kernel_size})
-          .permute({0, 2, 3, 1}));
-  channels.narrow(3, 1 + p.spline_order, spline_count)
-      .copy_(spline_weight
-                 .reshape({p.groups, p.out_per_group, p.in_per_group, p.kernel_size,
-                           spline_count})
-                 .permute({0, 2, 3, 4, 1}));
-  return packed;
-}
-
-// grad_out as [B][groups][T_out][out_stride], output channels innermost, zero padded.
-at::Tensor transpose_grad_out(const at::Tensor& grad_out, const KanConv1dParams& p,
-                              const PackedLayout& layout) {
-  auto out = at::zeros({p.batch, p.groups, p.out_length, layout.out_stride}, grad_out.options());
-  out.narrow(3, 0, p.out_per_group)
-      .copy_(grad_out.reshape({p.batch, p.groups, p.out_per_group, p.out_length})
-                 .transpose(2, 3));
-  return out;
-}
-
 at::Tensor kan_conv1d_fwd_cpu(const at::Tensor& x, const at::Tensor& base_weight,
                               const at::Tensor& spline_weight, int64_t stride, int64_t pad_left,
                               int64_t pad_right, int64_t dilation, int64_t groups,
@@ -103,7 +74,7 @@ at::Tensor kan_conv1d_fwd_cpu(const at::Tensor& x, const at::Tensor& base_weight
 
   const auto x_contig = x.contiguous();
   const PackedLayout layout = packed_layout(p, kChannelAlign);
-  const auto packed = pack_weights(base_weight, spline_weight, p, layout);
+  const auto packed = pack_weights(base_weight, spline_weight, p, layout, x.scalar_type());
   const auto knots = make_knots(p, grid_lo, grid_hi, x.options());
 
   const int64_t threads = at::get_num_threads();
@@ -160,12 +131,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_conv1d_bwd_cpu(
   const auto x_contig = x.contiguous();
   const PackedLayout layout = packed_layout(p, kChannelAlign);
   const auto knots = make_knots(p, grid_lo, grid_hi, x.options());
-  const auto grad_out_t = transpose_grad_out(grad_out, p, layout);
+  const auto grad_out_t = transpose_grad_out(grad_out, p, layout, x.scalar_type());
   const int64_t threads = at::get_num_threads();
 
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "kan_conv1d_bwd_cpu", [&] {
     if (input_grad) {
-      const auto packed = pack_weights(base_weight, spline_weight, p, layout);
+      const auto packed = pack_weights(base_weight, spline_weight, p, layout, x.scalar_type());
       InputGradArgs<scalar_t> a{p,
                                 layout,
                                 x_contig.const_data_ptr<scalar_t>(),
@@ -199,12 +170,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_conv1d_bwd_cpu(
         auto scratch = scratch_buffer(bytes);
         run_weight_grad(a, begin, end, scratch.mutable_data_ptr());
       });
-      const auto total = packed_grad.sum(0).narrow(4, 0, p.out_per_group);
-      // [groups, Cg, k, rows, Cog] -> [groups, Cog, Cg, k(, G+K)]
-      grad_base.copy_(total.select(3, 0).permute({0, 3, 1, 2}).reshape(base_weight.sizes()));
-      grad_spline.copy_(total.narrow(3, 1 + p.spline_order, p.grid_size + p.spline_order)
-                            .permute({0, 4, 1, 2, 3})
-                            .reshape(spline_weight.sizes()));
+      unpack_weight_grad(packed_grad.sum(0), p, grad_base, grad_spline);
     }
   });
   return {grad_x, grad_base, grad_spline};

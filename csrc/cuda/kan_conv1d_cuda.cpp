@@ -1,0 +1,154 @@
+// CUDA entry points of mkcc::kan_conv1d_fwd / mkcc::kan_conv1d_bwd: checks, device guard,
+// current stream, weight packing (fp32), dtype dispatch and the deterministic split of the
+// weight-gradient reduction.
+#include <algorithm>
+#include <limits>
+
+#include <ATen/ATen.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/library.h>
+
+#include "../host.h"
+#include "kan_conv1d_cuda.h"
+
+namespace mkcc {
+namespace cuda {
+namespace {
+
+// The CUDA kernels vectorize nothing over output channels; any padding works. 16 keeps the
+// packed layout identical to the CPU one.
+constexpr int64_t kChannelAlign = 16;
+
+// float32, float16 and bfloat16 only (the kernels are instantiated for these).
+#define MKCC_DISPATCH_CUDA_TYPES(TYPE, NAME, ...)              \
+  AT_DISPATCH_SWITCH(TYPE, NAME,                               \
+                     AT_DISPATCH_CASE(at::kFloat, __VA_ARGS__) \
+                     AT_DISPATCH_CASE(at::kHalf, __VA_ARGS__)  \
+                     AT_DISPATCH_CASE(at::kBFloat16, __VA_ARGS__))
+
+void check_cuda_inputs(const at::Tensor& x) {
+  TORCH_CHECK_TYPE(x.scalar_type() == at::kFloat || x.scalar_type() == at::kHalf ||
+                       x.scalar_type() == at::kBFloat16,
+                   "x: backend 'cuda' supports float32, float16 and bfloat16, got ",
+                   x.scalar_type());
+  TORCH_CHECK_VALUE(x.is_cuda(), "x: backend 'cuda' needs CUDA tensors, got ", x.device());
+}
+
+void check_grid_size(int64_t blocks, const char* what) {
+  TORCH_CHECK_VALUE(blocks <= std::numeric_limits<int32_t>::max(), "x: too large for the ", what,
+                    " kernel's grid (", blocks, " blocks)");
+}
+
+at::Tensor kan_conv1d_fwd_cuda(const at::Tensor& x, const at::Tensor& base_weight,
+                               const at::Tensor& spline_weight, int64_t stride, int64_t pad_left,
+                               int64_t pad_right, int64_t dilation, int64_t groups,
+                               int64_t spline_order, double grid_lo, double grid_hi) {
+  const KanConv1dParams p = make_params(x, base_weight, spline_weight, stride, pad_left,
+                                        pad_right, dilation, groups, spline_order, grid_lo,
+                                        grid_hi);
+  check_cuda_inputs(x);
+  const c10::cuda::CUDAGuard guard(x.device());
+  auto out = new_output({p.batch, p.out_channels, p.out_length}, x.options());
+  if (out.numel() == 0) return out;
+  check_grid_size(p.batch * p.groups * ((p.out_length + 31) / 32), "forward");
+
+  const auto x_contig = x.contiguous();
+  const PackedLayout layout = packed_layout(p, kChannelAlign);
+  const auto packed = pack_weights(base_weight, spline_weight, p, layout, at::kFloat);
+  const auto knots = make_knots(p, grid_lo, grid_hi, x.options().dtype(at::kFloat));
+  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  MKCC_DISPATCH_CUDA_TYPES(x.scalar_type(), "kan_conv1d_fwd_cuda", [&] {
+    ForwardArgs<scalar_t> a{p,
+                            layout,
+                            x_contig.const_data_ptr<scalar_t>(),
+                            knots.const_data_ptr<float>(),
+                            packed.const_data_ptr<float>(),
+                            out.mutable_data_ptr<scalar_t>()};
+    launch_forward(a, stream);
+  });
+  return out;
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_conv1d_bwd_cuda(
+    const at::Tensor& grad_out, const at::Tensor& x, const at::Tensor& base_weight,
+    const at::Tensor& spline_weight, int64_t stride, int64_t pad_left, int64_t pad_right,
+    int64_t dilation, int64_t groups, int64_t spline_order, double grid_lo, double grid_hi,
+    bool input_grad, bool weight_grad) {
+  const KanConv1dParams p = make_params(x, base_weight, spline_weight, stride, pad_left,
+                                        pad_right, dilation, groups, spline_order, grid_lo,
+                                        grid_hi);
+  check_cuda_inputs(x);
+  check_grad_out(grad_out, x, p);
+  const c10::cuda::CUDAGuard guard(x.device());
+
+  at::Tensor grad_x = input_grad ? new_output({p.batch, p.in_channels, p.length}, x.options())
+                                 : at::empty({0}, x.options());
+  at::Tensor grad_base = weight_grad ? new_output(base_weight.sizes(), x.options())
+                                     : at::empty({0}, x.options());
+  at::Tensor grad_spline = weight_grad ? new_output(spline_weight.sizes(), x.options())
+                                       : at::empty({0}, x.options());
+  if (p.batch == 0) {  // an empty batch: the weight gradients are zero
+    grad_base.zero_();
+    grad_spline.zero_();
+    return {grad_x, grad_base, grad_spline};
+  }
+  if (!input_grad && !weight_grad) return {grad_x, grad_base, grad_spline};
+
+  const auto x_contig = x.contiguous();
+  const PackedLayout layout = packed_layout(p, kChannelAlign);
+  const auto knots = make_knots(p, grid_lo, grid_hi, x.options().dtype(at::kFloat));
+  const auto grad_out_t = transpose_grad_out(grad_out, p, layout, at::kFloat);
+  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+
+  MKCC_DISPATCH_CUDA_TYPES(x.scalar_type(), "kan_conv1d_bwd_cuda", [&] {
+    if (input_grad) {
+      check_grid_size((p.batch * p.in_channels * p.length + 255) / 256, "input-gradient");
+      const auto packed = pack_weights(base_weight, spline_weight, p, layout, at::kFloat);
+      InputGradArgs<scalar_t> a{p,
+                                layout,
+                                x_contig.const_data_ptr<scalar_t>(),
+                                knots.const_data_ptr<float>(),
+                                packed.const_data_ptr<float>(),
+                                grad_out_t.const_data_ptr<float>(),
+                                grad_x.mutable_data_ptr<scalar_t>()};
+      launch_input_grad(a, stream);
+    }
+    if (weight_grad) {
+      // Split the (batch, time) rows so that there are about two blocks per multiprocessor,
+      // each split at least 512 rows long; the splits are summed in order (deterministic).
+      const int64_t rows = p.batch * p.out_length;
+      const int64_t blocks = weight_grad_blocks(p, layout);
+      const int64_t target =
+          2 * at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+      const int64_t splits =
+          std::max<int64_t>(1, std::min((target + blocks - 1) / blocks, (rows + 511) / 512));
+      const int64_t rows_per_split = (rows + splits - 1) / splits;
+      check_grid_size(splits * blocks, "weight-gradient");
+      auto partial = new_output(
+          {splits, p.in_channels, p.kernel_size, layout.num_rows, layout.out_stride},
+          x.options().dtype(at::kFloat));
+      WeightGradArgs<scalar_t> a{p,
+                                 layout,
+                                 x_contig.const_data_ptr<scalar_t>(),
+                                 knots.const_data_ptr<float>(),
+                                 grad_out_t.const_data_ptr<float>(),
+                                 partial.mutable_data_ptr<float>(),
+                                 splits,
+                                 rows_per_split};
+      launch_weight_grad(a, stream);
+      unpack_weight_grad(partial.sum(0), p, grad_base, grad_spline);
+    }
+  });
+  return {grad_x, grad_base, grad_spline};
+}
+
+}  // namespace
+}  // namespace cuda
+
+TORCH_LIBRARY_IMPL(mkcc, CUDA, m) {
+  m.impl("kan_conv1d_fwd", &cuda::kan_conv1d_fwd_cuda);
+  m.impl("kan_conv1d_bwd", &cuda::kan_conv1d_bwd_cuda);
+}
+
+}  // namespace mkcc

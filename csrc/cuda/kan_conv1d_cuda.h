@@ -1,0 +1,61 @@
+// Launchers of the fused CUDA kernels (defined in kan_conv1d_fwd.cu / kan_conv1d_bwd.cu, called
+// by the host entry kan_conv1d_cuda.cpp). Inputs are contiguous; weights and gradients are in
+// the packed layout of mkcc/params.h, in fp32; x, out and grad_x in the input dtype scalar_t
+// (float, c10::Half or c10::BFloat16). All arithmetic is fp32.
+#pragma once
+
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include "mkcc/params.h"
+
+namespace mkcc {
+namespace cuda {
+
+template <typename scalar_t>
+struct ForwardArgs {
+  KanConv1dParams p;
+  PackedLayout layout;
+  const scalar_t* x;      // [B, C_in, T]
+  const float* knots;     // [G + 2K + 1]
+  const float* packed;    // [C_in][k][num_rows][out_stride]
+  scalar_t* out;          // [B, C_out, T_out]
+};
+
+template <typename scalar_t>
+struct InputGradArgs {
+  KanConv1dParams p;
+  PackedLayout layout;
+  const scalar_t* x;
+  const float* knots;
+  const float* packed;
+  const float* grad_out_t;  // [B][groups][T_out][out_stride]
+  scalar_t* grad_x;         // [B, C_in, T]
+};
+
+template <typename scalar_t>
+struct WeightGradArgs {
+  KanConv1dParams p;
+  PackedLayout layout;
+  const scalar_t* x;
+  const float* knots;
+  const float* grad_out_t;  // [B][groups][T_out][out_stride]
+  float* partial;           // [splits][C_in][k][num_rows][out_stride], every entry written
+  int64_t splits;
+  int64_t rows_per_split;   // of the B * T_out (batch, time) rows
+};
+
+template <typename scalar_t>
+void launch_forward(const ForwardArgs<scalar_t>& args, cudaStream_t stream);
+template <typename scalar_t>
+void launch_input_grad(const InputGradArgs<scalar_t>& args, cudaStream_t stream);
+template <typename scalar_t>
+void launch_weight_grad(const WeightGradArgs<scalar_t>& args, cudaStream_t stream);
+
+// Blocks of the weight-gradient kernel before splitting the (batch, time) rows.
+int64_t weight_grad_blocks(const KanConv1dParams& p, const PackedLayout& layout);
+// Output channels per weight-gradient block.
+constexpr int kWeightGradThreads = 128;
+
+}  // namespace cuda
+}  // namespace mkcc
