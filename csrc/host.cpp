@@ -113,6 +113,23 @@ at::Tensor new_output(at::IntArrayRef sizes, const at::TensorOptions& options) {
   return out;
 }
 
+std::tuple<at::Tensor, at::Tensor, at::Tensor> new_grad_outputs(
+    const at::Tensor& x, const at::Tensor& base_weight, const at::Tensor& spline_weight,
+    const KanConv1dParams& p, bool input_grad, bool weight_grad) {
+  const auto options = x.options();
+  at::Tensor grad_x = input_grad ? new_output({p.batch, p.in_channels, p.length}, options)
+                                 : at::empty({0}, options);
+  at::Tensor grad_base =
+      weight_grad ? new_output(base_weight.sizes(), options) : at::empty({0}, options);
+  at::Tensor grad_spline =
+      weight_grad ? new_output(spline_weight.sizes(), options) : at::empty({0}, options);
+  if (weight_grad && p.batch == 0) {
+    grad_base.zero_();
+    grad_spline.zero_();
+  }
+  return {grad_x, grad_base, grad_spline};
+}
+
 at::Tensor pack_weights(const at::Tensor& base_weight, const at::Tensor& spline_weight,
                         const KanConv1dParams& p, const PackedLayout& layout,
                         at::ScalarType dtype) {

@@ -2,6 +2,8 @@
 // ValueError / TypeError naming the argument, the params struct, and the knot vector.
 #pragma once
 
+#include <tuple>
+
 #include <ATen/ATen.h>
 
 #include "mkcc/basis.h"
@@ -37,6 +39,12 @@ at::Tensor transpose_grad_out(const at::Tensor& grad_out, const KanConv1dParams&
 // and grad_spline [C_out, Cg, k, G + K].
 void unpack_weight_grad(const at::Tensor& packed_grad, const KanConv1dParams& p,
                         at::Tensor& grad_base, at::Tensor& grad_spline);
+
+// The outputs of kan_conv1d_bwd: new tensors (see new_output) for the gradients asked for, empty
+// [0] tensors for the others. For an empty batch the weight gradients are already zero.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> new_grad_outputs(
+    const at::Tensor& x, const at::Tensor& base_weight, const at::Tensor& spline_weight,
+    const KanConv1dParams& p, bool input_grad, bool weight_grad);
 
 // A new output tensor; filled with NaN when poisoning is on (the tests turn it on so that an
 // element a kernel fails to write shows up as NaN).

@@ -114,19 +114,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_conv1d_bwd_cpu(
   check_cpu_dtype(x);
   check_grad_out(grad_out, x, p);
 
-  // Gradients that are not asked for come back as empty tensors.
-  at::Tensor grad_x = input_grad ? new_output({p.batch, p.in_channels, p.length}, x.options())
-                                 : at::empty({0}, x.options());
-  at::Tensor grad_base = weight_grad ? new_output(base_weight.sizes(), x.options())
-                                     : at::empty({0}, x.options());
-  at::Tensor grad_spline = weight_grad ? new_output(spline_weight.sizes(), x.options())
-                                       : at::empty({0}, x.options());
-  if (p.batch == 0) {  // an empty batch: the weight gradients are zero
-    grad_base.zero_();
-    grad_spline.zero_();
-    return {grad_x, grad_base, grad_spline};
-  }
-  if (!input_grad && !weight_grad) return {grad_x, grad_base, grad_spline};
+  at::Tensor grad_x, grad_base, grad_spline;
+  std::tie(grad_x, grad_base, grad_spline) =
+      new_grad_outputs(x, base_weight, spline_weight, p, input_grad, weight_grad);
+  if (p.batch == 0 || (!input_grad && !weight_grad)) return {grad_x, grad_base, grad_spline};
 
   const auto x_contig = x.contiguous();
   const PackedLayout layout = packed_layout(p, kChannelAlign);
