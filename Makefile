@@ -9,6 +9,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_VERSION ?= 2.14.1
 STAMP := $(VENV)/.mkcc-installed
+# The CUDA toolkit folder (the one holding bin/nvcc), when there is one: an nvcc on PATH may be a
+# launcher script elsewhere, which torch's own lookup would take for the toolkit.
+CUDA_HOME ?= $(firstword $(wildcard /usr/local/cuda))
+export CUDA_HOME
 PY_DIRS := mkcc_kernels mkcc_model tests bench setup.py
 SOURCES := setup.py pyproject.toml $(shell find csrc -type f 2>/dev/null)
 

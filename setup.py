@@ -82,7 +82,7 @@ def cuda_build_plan(cuda_sources: list[str]) -> tuple[Path, str] | None:
     if env_flag("MKCC_SKIP_CUDA_BUILD"):
         return skip("MKCC_SKIP_CUDA_BUILD is set")
     if not cuda_sources:
-        return skip("this version has no CUDA kernels yet (csrc/cuda/*.cu)")
+        return skip("no CUDA sources in csrc/cuda")
     if torch.version.cuda is None:
         return skip(f"torch {torch.__version__} is a CPU-only build")
     cuda_home = find_cuda_home()
