@@ -54,20 +54,23 @@ struct WeightGradArgs {
 struct ScratchLayout {
   int64_t accumulator_elems;
   int64_t positions;
+  int64_t index_elems;  // int64 work space (the weight gradient's position buckets)
   int64_t bytes;
 };
 
 static inline int64_t round_up_64(int64_t bytes) { return (bytes + 63) / 64 * 64; }
 
 static inline ScratchLayout scratch_layout(int64_t accumulator_elems, int64_t positions,
-                                           int64_t element_size) {
+                                           int64_t element_size, int64_t index_elems = 0) {
   ScratchLayout s;
   s.accumulator_elems = accumulator_elems;
   s.positions = positions;
+  s.index_elems = index_elems;
   s.bytes = round_up_64(accumulator_elems * element_size) +
             round_up_64(positions * element_size) +
             round_up_64(positions * (kMaxSplineOrder + 1) * element_size) +
-            round_up_64(positions * static_cast<int64_t>(sizeof(int64_t)));
+            round_up_64(positions * static_cast<int64_t>(sizeof(int64_t))) +
+            round_up_64(index_elems * static_cast<int64_t>(sizeof(int64_t)));
   return s;
 }
 
@@ -82,8 +85,11 @@ static inline ScratchLayout forward_scratch(const KanConv1dParams& p, const Pack
                         element_size);
 }
 
+// The weight gradient sorts each channel's positions by knot interval: the sorted positions,
+// bucket starts and cursors, and per tap the (position, output time) pairs of a bucket.
 static inline ScratchLayout weight_grad_scratch(const KanConv1dParams& p, int64_t element_size) {
-  return scratch_layout(0, p.length, element_size);
+  return scratch_layout(0, p.length, element_size,
+                        3 * p.length + 2 * (static_cast<int64_t>(p.num_intervals) + 1));
 }
 
 // Work items: forward over (batch, group, time tile); input gradient over (batch, input

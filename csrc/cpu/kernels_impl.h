@@ -29,6 +29,7 @@ struct Scratch {
   T* silu_values;
   T* basis_values;  // [positions][K + 1]
   int64_t* row_offset;
+  int64_t* index;  // int64 work space
 };
 
 template <typename T>
@@ -42,6 +43,8 @@ Scratch<T> carve(void* base, const ScratchLayout& s) {
   out.basis_values = reinterpret_cast<T*>(ptr);
   ptr += round_up_64(s.positions * (kMaxSplineOrder + 1) * static_cast<int64_t>(sizeof(T)));
   out.row_offset = reinterpret_cast<int64_t*>(ptr);
+  ptr += round_up_64(s.positions * static_cast<int64_t>(sizeof(int64_t)));
+  out.index = reinterpret_cast<int64_t*>(ptr);
   return out;
 }
 
@@ -194,6 +197,52 @@ void input_grad_impl(const InputGradArgs<T>& a, int64_t begin, int64_t end) {
   }
 }
 
+// One 64-byte vector of T (GCC vector extension: kept in registers, lowered to whatever vector
+// width the instruction set of this build has).
+typedef float VecF __attribute__((vector_size(64), aligned(4)));
+typedef double VecD __attribute__((vector_size(64), aligned(8)));
+template <typename T>
+struct Vector;
+template <>
+struct Vector<float> {
+  using type = VecF;
+};
+template <>
+struct Vector<double> {
+  using type = VecD;
+};
+
+// One knot-interval bucket of one tap, one vector of output channels from o0: sums
+// silu * grad_out and b_r * grad_out over the bucket's (position, output time) pairs in
+// registers, then adds them to the gradient rows (base row and the bucket's K + 1 spline rows).
+template <typename T, int K>
+inline void weight_grad_bucket(const int64_t* __restrict__ pairs, int64_t count,
+                               const Scratch<T>& s, const T* __restrict__ gy_group, int64_t os,
+                               int64_t o0, T* __restrict__ grad_base,
+                               T* __restrict__ grad_spline) {
+  using V = typename Vector<T>::type;
+  V acc_base = {};
+  V acc_spline[K + 1];
+  for (int r = 0; r <= K; ++r) acc_spline[r] = V{};
+  for (int64_t i = 0; i < count; ++i) {
+    const int64_t pos = pairs[2 * i];
+    V go;
+    memcpy(&go, gy_group + pairs[2 * i + 1] * os + o0, sizeof(V));
+    acc_base += s.silu_values[pos] * go;
+    const T* v = s.basis_values + pos * (K + 1);
+    for (int r = 0; r <= K; ++r) acc_spline[r] += v[r] * go;
+  }
+  V sum;
+  memcpy(&sum, grad_base + o0, sizeof(V));
+  sum += acc_base;
+  memcpy(grad_base + o0, &sum, sizeof(V));
+  for (int r = 0; r <= K; ++r) {
+    memcpy(&sum, grad_spline + r * os + o0, sizeof(V));
+    sum += acc_spline[r];
+    memcpy(grad_spline + r * os + o0, &sum, sizeof(V));
+  }
+}
+
 template <typename T, int K>
 void weight_grad_impl(const WeightGradArgs<T>& a, int64_t begin, int64_t end,
                       void* scratch_base) {
@@ -203,6 +252,12 @@ void weight_grad_impl(const WeightGradArgs<T>& a, int64_t begin, int64_t end,
   const T inv_h = static_cast<T>(p.inv_h);
   const Scratch<T> s = carve<T>(scratch_base, weight_grad_scratch(p, sizeof(T)));
   const int64_t chunk_size = (p.batch + a.num_batch_chunks - 1) / a.num_batch_chunks;
+  const int64_t buckets = p.num_intervals;
+  int64_t* order = s.index;              // [length] positions sorted by bucket
+  int64_t* start = order + p.length;     // [buckets + 1]
+  int64_t* cursor = start + buckets + 1; // [buckets + 1]
+  int64_t* pairs = cursor + buckets + 1; // [2 * length] (position, output time)
+  constexpr int64_t kLanes = 64 / sizeof(T);  // os is a multiple of 16 floats = 64 bytes
 
   for (int64_t item = begin; item < end; ++item) {
     const int64_t cin = item % p.in_channels;
@@ -215,20 +270,41 @@ void weight_grad_impl(const WeightGradArgs<T>& a, int64_t begin, int64_t end,
     for (int64_t b = chunk * chunk_size; b < b_end; ++b) {
       evaluate_basis<T, K>(a.x + (b * p.in_channels + cin) * p.length, p.length, 0, p.length,
                            a.knots, p.num_intervals, inv_h, os, s);
+      // Counting sort of the positions by knot interval (row_offset / os - 1; inputs outside
+      // the grid share bucket 0, with zero basis values).
+      // Bucket m holds order[start[m] .. start[m + 1]).
+      for (int64_t m = 0; m <= buckets; ++m) start[m] = 0;
+      for (int64_t pos = 0; pos < p.length; ++pos) ++start[s.row_offset[pos] / os];
+      for (int64_t m = 1; m <= buckets; ++m) start[m] += start[m - 1];
+      for (int64_t m = 0; m < buckets; ++m) cursor[m] = start[m];
+      for (int64_t pos = 0; pos < p.length; ++pos) {
+        order[cursor[s.row_offset[pos] / os - 1]++] = pos;
+      }
+
       const T* gy_group = a.grad_out_t + (b * p.groups + g) * p.out_length * os;
       for (int64_t j = 0; j < p.kernel_size; ++j) {
         T* grad_base = grad_channel + j * rows * os;
-        for (int64_t t = 0; t < p.out_length; ++t) {
-          const int64_t pos = t * p.stride + j * p.dilation - p.pad_left;
-          if (pos < 0 || pos >= p.length) continue;
-          const T* __restrict__ gy = gy_group + t * os;
-          T* grad_spline = grad_base + s.row_offset[pos];
-          const T silu_value = s.silu_values[pos];
-          T v[K + 1];
-          for (int r = 0; r <= K; ++r) v[r] = s.basis_values[pos * (K + 1) + r];
-          // One row at a time: a plain axpy the compiler vectorizes without alias checks.
-          axpy(grad_base, gy, silu_value, os);
-          for (int r = 0; r <= K; ++r) axpy(grad_spline + r * os, gy, v[r], os);
+        const int64_t shift = p.pad_left - j * p.dilation;
+        for (int64_t m = 0; m < buckets; ++m) {
+          int64_t count = 0;
+          for (int64_t i = start[m]; i < start[m + 1]; ++i) {
+            const int64_t shifted = order[i] + shift;
+            if (shifted < 0) continue;
+            int64_t t = shifted;
+            if (p.stride != 1) {
+              if (shifted % p.stride != 0) continue;
+              t = shifted / p.stride;
+            }
+            if (t >= p.out_length) continue;
+            pairs[2 * count] = order[i];
+            pairs[2 * count + 1] = t;
+            ++count;
+          }
+          if (count == 0) continue;
+          T* grad_spline = grad_base + (1 + m) * os;
+          for (int64_t o0 = 0; o0 < os; o0 += kLanes) {
+            weight_grad_bucket<T, K>(pairs, count, s, gy_group, os, o0, grad_base, grad_spline);
+          }
         }
       }
     }
