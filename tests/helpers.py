@@ -75,6 +75,8 @@ CONFIGS = {
     "grid-range": (2, 3, 4, 10, 3, {"padding": 1, "grid_range": (-0.5, 3.0)}, 6),
     "C_out-37-not-aligned": (2, 3, 37, 9, 3, {}, 5),
     "many-time-tiles": (2, 4, 20, 150, 5, {"padding": 2}, 5),
+    "long-K1": (2, 3, 20, 130, 3, {"padding": 1, "spline_order": 1}, 5),
+    "long-K4-stride2": (2, 3, 40, 200, 3, {"stride": 2, "spline_order": 4}, 4),
     "wide-channels": (2, 24, 40, 70, 5, {"stride": 2, "padding": 2}, 5),
 }
 

@@ -81,8 +81,11 @@ static inline int64_t forward_window(const KanConv1dParams& p, int64_t time_tile
 
 static inline ScratchLayout forward_scratch(const KanConv1dParams& p, const PackedLayout& layout,
                                             int64_t time_tile, int64_t element_size) {
-  return scratch_layout(time_tile * layout.out_stride, forward_window(p, time_tile),
-                        element_size);
+  // index: the window's positions sorted by knot interval, bucket starts and cursors, and per
+  // tap the (position, output index) pairs of a bucket.
+  const int64_t window = forward_window(p, time_tile);
+  return scratch_layout(time_tile * layout.out_stride, window, element_size,
+                        3 * window + 2 * (static_cast<int64_t>(p.num_intervals) + 1));
 }
 
 // The weight gradient sorts each channel's positions by knot interval: the sorted positions,

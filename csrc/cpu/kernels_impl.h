@@ -95,6 +95,91 @@ inline void axpy(T* __restrict__ dst, const T* __restrict__ src, T a, int64_t n)
   for (int64_t o = 0; o < n; ++o) dst[o] += a * src[o];
 }
 
+// One 64-byte vector of T (GCC vector extension: kept in registers, lowered to whatever vector
+// width the instruction set of this build has).
+typedef float VecF __attribute__((vector_size(64), aligned(4)));
+typedef double VecD __attribute__((vector_size(64), aligned(8)));
+template <typename T>
+struct Vector;
+template <>
+struct Vector<float> {
+  using type = VecF;
+};
+template <>
+struct Vector<double> {
+  using type = VecD;
+};
+
+constexpr int kVectorBytes = 64;
+constexpr int64_t kMinPositionsPerBucket = 4;
+
+// Counting sort of the positions q in [0, count) that are not padding taps by knot interval
+// (row_offset / out_stride - 1; inputs outside the grid share bucket 0, with zero basis values):
+// bucket m holds order[start[m] .. start[m + 1]). start and cursor hold num_intervals + 1.
+template <typename T>
+void bucket_by_interval(const Scratch<T>& s, int64_t count, int64_t os, int64_t buckets,
+                        int64_t* order, int64_t* start, int64_t* cursor) {
+  for (int64_t m = 0; m <= buckets; ++m) start[m] = 0;
+  for (int64_t q = 0; q < count; ++q) {
+    if (s.row_offset[q] >= 0) ++start[s.row_offset[q] / os];
+  }
+  for (int64_t m = 1; m <= buckets; ++m) start[m] += start[m - 1];
+  for (int64_t m = 0; m < buckets; ++m) cursor[m] = start[m];
+  for (int64_t q = 0; q < count; ++q) {
+    if (s.row_offset[q] >= 0) order[cursor[s.row_offset[q] / os - 1]++] = q;
+  }
+}
+
+// The (position, output index) pairs of one bucket for one tap: positions q = t * stride + shift
+// with 0 <= t < limit. Returns how many.
+inline int64_t bucket_pairs(const int64_t* order, int64_t begin, int64_t end, int64_t shift,
+                            int64_t stride, int64_t limit, int64_t* pairs) {
+  int64_t count = 0;
+  for (int64_t i = begin; i < end; ++i) {
+    int64_t t = order[i] - shift;
+    if (t < 0) continue;
+    if (stride != 1) {
+      if (t % stride != 0) continue;
+      t /= stride;
+    }
+    if (t >= limit) continue;
+    pairs[2 * count] = order[i];
+    pairs[2 * count + 1] = t;
+    ++count;
+  }
+  return count;
+}
+
+// Forward of one knot-interval bucket of one tap, NV vectors of output channels from o0: the
+// tap's base row and the bucket's K + 1 spline rows stay in registers while every position of the
+// bucket adds silu * base + sum_r b_r * spline_r to its output row.
+template <typename T, int K, int NV>
+inline void forward_bucket(const int64_t* __restrict__ pairs, int64_t count, const Scratch<T>& s,
+                           const T* __restrict__ w_base, const T* __restrict__ w_spline,
+                           int64_t os, int64_t o0, T* __restrict__ acc) {
+  using V = typename Vector<T>::type;
+  constexpr int kLanes = kVectorBytes / sizeof(T);
+  V base[NV];
+  V spline[K + 1][NV];
+  for (int v = 0; v < NV; ++v) {
+    memcpy(&base[v], w_base + o0 + v * kLanes, sizeof(V));
+    for (int r = 0; r <= K; ++r) memcpy(&spline[r][v], w_spline + r * os + o0 + v * kLanes, sizeof(V));
+  }
+  for (int64_t i = 0; i < count; ++i) {
+    const int64_t q = pairs[2 * i];
+    const T silu_value = s.silu_values[q];
+    const T* values = s.basis_values + q * (K + 1);
+    T* out = acc + pairs[2 * i + 1] * os + o0;
+    for (int v = 0; v < NV; ++v) {
+      V x;
+      memcpy(&x, out + v * kLanes, sizeof(V));
+      x += silu_value * base[v];
+      for (int r = 0; r <= K; ++r) x += values[r] * spline[r][v];
+      memcpy(out + v * kLanes, &x, sizeof(V));
+    }
+  }
+}
+
 template <typename T, int K>
 void forward_impl(const ForwardArgs<T>& a, int64_t begin, int64_t end, void* scratch_base) {
   const KanConv1dParams& p = a.p;
@@ -103,6 +188,12 @@ void forward_impl(const ForwardArgs<T>& a, int64_t begin, int64_t end, void* scr
   const ScratchLayout layout = forward_scratch(p, a.layout, a.time_tile, sizeof(T));
   const Scratch<T> s = carve<T>(scratch_base, layout);
   const T inv_h = static_cast<T>(p.inv_h);
+  const int64_t buckets = p.num_intervals;
+  int64_t* order = s.index;                 // [window]
+  int64_t* start = order + layout.positions;  // [buckets + 1]
+  int64_t* cursor = start + buckets + 1;    // [buckets + 1]
+  int64_t* pairs = cursor + buckets + 1;    // [2 * window]
+  constexpr int64_t kLanes = kVectorBytes / sizeof(T);
 
   for (int64_t item = begin; item < end; ++item) {
     const int64_t tile = item % a.num_time_tiles;
@@ -112,6 +203,9 @@ void forward_impl(const ForwardArgs<T>& a, int64_t begin, int64_t end, void* scr
     const int64_t nt = (p.out_length - t0 < a.time_tile) ? p.out_length - t0 : a.time_tile;
     const int64_t first = t0 * p.stride - p.pad_left;
     const int64_t window = forward_window(p, nt);
+    // Positions grouped by knot interval keep a bucket's weight rows in registers; that pays
+    // when buckets hold several positions (measured in bench/NOTES.md).
+    const bool use_buckets = window >= kMinPositionsPerBucket * buckets;
     memset(s.accumulator, 0, sizeof(T) * nt * os);
 
     for (int64_t c = 0; c < p.in_per_group; ++c) {
@@ -119,14 +213,35 @@ void forward_impl(const ForwardArgs<T>& a, int64_t begin, int64_t end, void* scr
       evaluate_basis<T, K>(a.x + (b * p.in_channels + cin) * p.length, p.length, first, window,
                            a.knots, p.num_intervals, inv_h, os, s);
       const T* w_channel = a.packed_weight + cin * p.kernel_size * rows * os;
+      if (!use_buckets) {
+        // Few positions per knot interval: one pass over the taps, weight rows from L1.
+        for (int64_t j = 0; j < p.kernel_size; ++j) {
+          const T* w_tap = w_channel + j * rows * os;
+          for (int64_t t = 0; t < nt; ++t) {
+            const int64_t q = t * p.stride + j * p.dilation;
+            const int64_t row = s.row_offset[q];
+            if (row < 0) continue;
+            accumulate_tap<T, K>(s.accumulator + t * os, w_tap, w_tap + row, os,
+                                 s.silu_values[q], s.basis_values + q * (K + 1), os);
+          }
+        }
+        continue;
+      }
+      bucket_by_interval(s, window, os, buckets, order, start, cursor);
       for (int64_t j = 0; j < p.kernel_size; ++j) {
         const T* w_tap = w_channel + j * rows * os;
-        for (int64_t t = 0; t < nt; ++t) {
-          const int64_t q = t * p.stride + j * p.dilation;
-          const int64_t row = s.row_offset[q];
-          if (row < 0) continue;
-          accumulate_tap<T, K>(s.accumulator + t * os, w_tap, w_tap + row, os, s.silu_values[q],
-                               s.basis_values + q * (K + 1), os);
+        for (int64_t m = 0; m < buckets; ++m) {
+          const int64_t count = bucket_pairs(order, start[m], start[m + 1], j * p.dilation,
+                                             p.stride, nt, pairs);
+          if (count == 0) continue;
+          const T* w_spline = w_tap + (1 + m) * os;
+          int64_t o0 = 0;
+          for (; o0 + 4 * kLanes <= os; o0 += 4 * kLanes) {
+            forward_bucket<T, K, 4>(pairs, count, s, w_tap, w_spline, os, o0, s.accumulator);
+          }
+          for (; o0 < os; o0 += kLanes) {
+            forward_bucket<T, K, 1>(pairs, count, s, w_tap, w_spline, os, o0, s.accumulator);
+          }
         }
       }
     }
@@ -197,21 +312,6 @@ void input_grad_impl(const InputGradArgs<T>& a, int64_t begin, int64_t end) {
   }
 }
 
-// One 64-byte vector of T (GCC vector extension: kept in registers, lowered to whatever vector
-// width the instruction set of this build has).
-typedef float VecF __attribute__((vector_size(64), aligned(4)));
-typedef double VecD __attribute__((vector_size(64), aligned(8)));
-template <typename T>
-struct Vector;
-template <>
-struct Vector<float> {
-  using type = VecF;
-};
-template <>
-struct Vector<double> {
-  using type = VecD;
-};
-
 // One knot-interval bucket of one tap, one vector of output channels from o0: sums
 // silu * grad_out and b_r * grad_out over the bucket's (position, output time) pairs in
 // registers, then adds them to the gradient rows (base row and the bucket's K + 1 spline rows).
@@ -257,7 +357,7 @@ void weight_grad_impl(const WeightGradArgs<T>& a, int64_t begin, int64_t end,
   int64_t* start = order + p.length;     // [buckets + 1]
   int64_t* cursor = start + buckets + 1; // [buckets + 1]
   int64_t* pairs = cursor + buckets + 1; // [2 * length] (position, output time)
-  constexpr int64_t kLanes = 64 / sizeof(T);  // os is a multiple of 16 floats = 64 bytes
+  constexpr int64_t kLanes = kVectorBytes / sizeof(T);  // os: a multiple of 64 bytes
 
   for (int64_t item = begin; item < end; ++item) {
     const int64_t cin = item % p.in_channels;
@@ -270,36 +370,15 @@ void weight_grad_impl(const WeightGradArgs<T>& a, int64_t begin, int64_t end,
     for (int64_t b = chunk * chunk_size; b < b_end; ++b) {
       evaluate_basis<T, K>(a.x + (b * p.in_channels + cin) * p.length, p.length, 0, p.length,
                            a.knots, p.num_intervals, inv_h, os, s);
-      // Counting sort of the positions by knot interval (row_offset / os - 1; inputs outside
-      // the grid share bucket 0, with zero basis values).
-      // Bucket m holds order[start[m] .. start[m + 1]).
-      for (int64_t m = 0; m <= buckets; ++m) start[m] = 0;
-      for (int64_t pos = 0; pos < p.length; ++pos) ++start[s.row_offset[pos] / os];
-      for (int64_t m = 1; m <= buckets; ++m) start[m] += start[m - 1];
-      for (int64_t m = 0; m < buckets; ++m) cursor[m] = start[m];
-      for (int64_t pos = 0; pos < p.length; ++pos) {
-        order[cursor[s.row_offset[pos] / os - 1]++] = pos;
-      }
-
+      bucket_by_interval(s, p.length, os, buckets, order, start, cursor);
       const T* gy_group = a.grad_out_t + (b * p.groups + g) * p.out_length * os;
       for (int64_t j = 0; j < p.kernel_size; ++j) {
         T* grad_base = grad_channel + j * rows * os;
-        const int64_t shift = p.pad_left - j * p.dilation;
         for (int64_t m = 0; m < buckets; ++m) {
-          int64_t count = 0;
-          for (int64_t i = start[m]; i < start[m + 1]; ++i) {
-            const int64_t shifted = order[i] + shift;
-            if (shifted < 0) continue;
-            int64_t t = shifted;
-            if (p.stride != 1) {
-              if (shifted % p.stride != 0) continue;
-              t = shifted / p.stride;
-            }
-            if (t >= p.out_length) continue;
-            pairs[2 * count] = order[i];
-            pairs[2 * count + 1] = t;
-            ++count;
-          }
+          // Output time t reads position t * stride + j * dilation - pad_left.
+          const int64_t count = bucket_pairs(order, start[m], start[m + 1],
+                                             j * p.dilation - p.pad_left, p.stride,
+                                             p.out_length, pairs);
           if (count == 0) continue;
           T* grad_spline = grad_base + (1 + m) * os;
           for (int64_t o0 = 0; o0 < os; o0 += kLanes) {
