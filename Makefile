@@ -1,7 +1,8 @@
 # make demo   - short CPU benchmark: the fused layer against the unfold baseline (and references)
 # make test   - the test suite (creates .venv and builds the package on first use)
 # make test-all - the test suite with the slow cases
-# make bench  - the full CPU benchmark over the canonical shapes, appended to bench/results/
+# make bench  - the full CPU benchmark over the canonical shapes, appended to bench/results/,
+#               plots, and the README table regenerated
 # make lint   - ruff
 
 PYTHON ?= python3
@@ -39,6 +40,8 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench.kan_bench --csv bench/results/cpu_bench.csv
+	$(PY) -m bench.plots bench/results/cpu_bench.csv
+	$(PY) -m bench.report bench/results/cpu_bench.csv --update-readme
 
 lint: $(STAMP)
 	$(PY) -m ruff check $(PY_DIRS)

@@ -1,0 +1,79 @@
+"""Plots from a results CSV of ``bench.kan_bench``: the fused backend's speed-up over ``unfold``
+and over ``torch.compile(reference)`` per shape and mode, and the bytes each provider saves for
+backward per shape.
+
+    python -m bench.plots bench/results/cpu_bench.csv   # writes <csv stem>_speedup.png, _memory.png
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from .report import FUSED, load  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("csv", type=Path)
+    args = parser.parse_args(argv)
+    rows = load(args.csv)
+    cases = list(dict.fromkeys((k[2], k[3], k[4]) for k in rows))  # shape, dtype, device
+    modes = list(dict.fromkeys(k[1] for k in rows))
+
+    def p50(provider, shape, dtype, device, mode, metric):
+        row = rows.get((provider, mode, shape, dtype, device, metric))
+        return None if row is None else float(row["p50"])
+
+    fused = [f for f in FUSED if any(k[0] == f for k in rows)]
+    peers = ("unfold", "reference-compiled")
+    fig, axes = plt.subplots(1, len(peers), figsize=(6 * len(peers), 4.5), squeeze=False)
+    labels = [f"{shape.replace('x', ',')}\n{dtype}" for shape, dtype, _ in cases]
+    bars = [(f, m) for f in fused for m in modes]
+    width = 0.8 / max(1, len(bars))
+    for ax, peer in zip(axes[0], peers):
+        for n, (provider, mode) in enumerate(bars):
+            values = []
+            for shape, dtype, device in cases:
+                ours, theirs = (p50(p, shape, dtype, device, mode, "ms") for p in (provider, peer))
+                values.append(theirs / ours if ours and theirs else 0.0)
+            positions = [i + (n - (len(bars) - 1) / 2) * width for i in range(len(cases))]
+            ax.bar(positions, values, width, label=f"{provider} {mode}")
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set_xticks(range(len(cases)), labels, fontsize=7)
+        ax.set_ylabel(f"speed-up over {peer} (x)")
+        ax.set_title(f"fused vs {peer} (median time ratio)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    speedup_path = args.csv.with_name(args.csv.stem + "_speedup.png")
+    fig.savefig(speedup_path, dpi=120)
+
+    providers = list(dict.fromkeys(k[0] for k in rows if k[5] == "saved_mb"))
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    width = 0.8 / max(1, len(providers))
+    mode = "fwd+bwd" if "fwd+bwd" in modes else modes[-1]
+    for n, provider in enumerate(providers):
+        values = [
+            p50(provider, shape, dtype, device, mode, "saved_mb") or 0.0
+            for shape, dtype, device in cases
+        ]
+        positions = [i + (n - (len(providers) - 1) / 2) * width for i in range(len(cases))]
+        ax.bar(positions, values, width, label=provider)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(cases)), labels, fontsize=7)
+    ax.set_ylabel("MB saved for backward (log)")
+    ax.set_title("memory autograd keeps for backward, per provider")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    memory_path = args.csv.with_name(args.csv.stem + "_memory.png")
+    fig.savefig(memory_path, dpi=120)
+    print(f"wrote {speedup_path} and {memory_path}")
+
+
+if __name__ == "__main__":
+    main()
