@@ -289,11 +289,9 @@ void input_grad_impl(const InputGradArgs<T>& a, int64_t begin, int64_t end) {
       T acc[kLanes];
       for (int l = 0; l < kLanes; ++l) acc[l] = T(0);
       for (int64_t j = 0; j < p.kernel_size; ++j) {
-        const int64_t shifted = pos + p.pad_left - j * p.dilation;
-        if (shifted < 0) break;
-        if (shifted % p.stride != 0) continue;
-        const int64_t t = shifted / p.stride;
-        if (t >= p.out_length) continue;
+        const int64_t t = tap_output(p, pos, j);
+        if (t == -2) break;
+        if (t < 0) continue;
         const T* __restrict__ gy = gy_group + t * os;
         const T* __restrict__ base = w_channel + j * rows * os;
         const T* __restrict__ spline = base + row;

@@ -55,11 +55,9 @@ __global__ void __launch_bounds__(kInputGradThreads)
   const float* gy_group = a.grad_out_t + (b * p.groups + g) * p.out_length * os;
   float total = 0.0f;
   for (int64_t j = 0; j < p.kernel_size; ++j) {
-    const int64_t shifted = pos + p.pad_left - j * p.dilation;
-    if (shifted < 0) break;
-    if (shifted % p.stride != 0) continue;
-    const int64_t t = shifted / p.stride;
-    if (t >= p.out_length) continue;
+    const int64_t t = tap_output(p, pos, j);
+    if (t == -2) break;
+    if (t < 0) continue;
     const float* gy = gy_group + t * os;
     const float* base = w_channel + j * rows * os;
     const float* spline = base + row * os;

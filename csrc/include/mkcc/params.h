@@ -4,6 +4,8 @@
 
 #include <stdint.h>
 
+#include "mkcc/basis.h"  // MKCC_HOST_DEVICE, MKCC_INLINE
+
 namespace mkcc {
 
 struct KanConv1dParams {
@@ -24,6 +26,17 @@ struct KanConv1dParams {
   int num_intervals;       // G + 2K knot intervals
   double inv_h;            // 1 / h
 };
+
+// The output position that reads input position `pos` through tap j, -1 when none does, and -2
+// when no later tap can either (tap j reads position t * stride + j * dilation - pad_left).
+MKCC_HOST_DEVICE MKCC_INLINE int64_t tap_output(const KanConv1dParams& p, int64_t pos,
+                                                int64_t j) {
+  const int64_t shifted = pos + p.pad_left - j * p.dilation;
+  if (shifted < 0) return -2;
+  if (shifted % p.stride != 0) return -1;
+  const int64_t t = shifted / p.stride;
+  return t < p.out_length ? t : -1;
+}
 
 // Packed weights used by the CPU kernels: [groups][in_per_group][k][num_rows][out_stride],
 // output channels innermost (padded with zeros to out_stride). Row 0 holds base_weight;
