@@ -20,8 +20,11 @@ def build_info() -> dict[str, Any]:
     return dict(_C.build_info())
 
 
+_CUDA_KERNELS_BUILT = bool(_C.build_info()["cuda_compiled"])
+
+
 def _cuda_kernels_built() -> bool:
-    return bool(_C.build_info()["cuda_compiled"])
+    return _CUDA_KERNELS_BUILT
 
 
 def available_backends(device: torch.device | str | None = None) -> list[str]:
