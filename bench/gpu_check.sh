@@ -47,7 +47,7 @@ tail -n 25 "$RESULTS/gpu_tests.log"
 stage "benchmark"
 rm -f "$RESULTS/gpu_bench.csv"
 "$PYTHON" -m bench.kan_bench --device cuda --shape-set gpu --dtypes float32,bfloat16 \
-    --warmup 3 --repeats 20 --max-seconds 2 --compile-dynamic --csv "$RESULTS/gpu_bench.csv"
+    --warmup 2 --repeats 10 --max-seconds 1 --compile-dynamic --csv "$RESULTS/gpu_bench.csv"
 
 stage "done"
 echo "tests exit status: $tests_status"
