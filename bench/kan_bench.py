@@ -55,6 +55,9 @@ SHAPE_SETS = {
     "quick": [(32, 10, 64, 450, 5), (32, 192, 128, 225, 5)],
     "mkcc": MKCC_SHAPES,
     "gpu": MKCC_SHAPES + [(64, 256, 256, 512, 5)],
+    # scaling: time length at the MKCC audio part-2 layer, channel count at T = 225
+    "sweep-t": [(32, 192, 128, length, 5) for length in (15, 30, 60, 120, 225, 450)],
+    "sweep-c": [(32, c, c, 225, 5) for c in (16, 32, 64, 128, 256)],
 }
 PROVIDERS = (
     "cpu",

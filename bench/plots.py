@@ -1,8 +1,10 @@
 """Plots from a results CSV of ``bench.kan_bench``: the fused backend's speed-up over ``unfold``
-and over ``torch.compile(reference)`` per shape and mode, and the bytes each provider saves for
-backward per shape.
+and over ``torch.compile(reference)`` per shape and mode, the bytes each provider saves for
+backward per shape, and every provider's dense-equivalent GFLOP/s per shape (the scaling plot of
+a sweep).
 
-    python -m bench.plots bench/results/cpu_bench.csv   # writes <csv stem>_speedup.png, _memory.png
+    python -m bench.plots bench/results/cpu_bench.csv
+    # writes <csv stem>_speedup.png, <csv stem>_memory.png, <csv stem>_throughput.png
 """
 
 from __future__ import annotations
@@ -15,12 +17,19 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from .kan_bench import flops  # noqa: E402
 from .report import FUSED, load  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("csv", type=Path)
+    parser.add_argument(
+        "--num-features",
+        type=int,
+        default=9,
+        help="1 + grid size + spline order of the run (default 9: G=5, K=3)",
+    )
     args = parser.parse_args(argv)
     rows = load(args.csv)
     cases = list(dict.fromkeys((k[2], k[3], k[4]) for k in rows))  # shape, dtype, device
@@ -45,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
             positions = [i + (n - (len(bars) - 1) / 2) * width for i in range(len(cases))]
             ax.bar(positions, values, width, label=f"{provider} {mode}")
         ax.axhline(1.0, color="black", linewidth=0.8)
-        ax.set_xticks(range(len(cases)), labels, fontsize=7)
+        ax.set_xticks(range(len(cases)), labels, fontsize=6, rotation=30)
         ax.set_ylabel(f"speed-up over {peer} (x)")
         ax.set_title(f"fused vs {peer} (median time ratio)")
         ax.legend(fontsize=7)
@@ -65,14 +74,34 @@ def main(argv: list[str] | None = None) -> None:
         positions = [i + (n - (len(providers) - 1) / 2) * width for i in range(len(cases))]
         ax.bar(positions, values, width, label=provider)
     ax.set_yscale("log")
-    ax.set_xticks(range(len(cases)), labels, fontsize=7)
+    ax.set_xticks(range(len(cases)), labels, fontsize=6, rotation=30)
     ax.set_ylabel("MB saved for backward (log)")
     ax.set_title("memory autograd keeps for backward, per provider")
     ax.legend(fontsize=7)
     fig.tight_layout()
     memory_path = args.csv.with_name(args.csv.stem + "_memory.png")
     fig.savefig(memory_path, dpi=120)
-    print(f"wrote {speedup_path} and {memory_path}")
+    throughput_path = args.csv.with_name(args.csv.stem + "_throughput.png")
+    all_providers = list(dict.fromkeys(k[0] for k in rows if k[5] == "ms"))
+    fig, axes = plt.subplots(1, len(modes), figsize=(6 * len(modes), 4.5), squeeze=False)
+    for ax, mode in zip(axes[0], modes):
+        for provider in all_providers:
+            points = []
+            for i, (shape, dtype, device) in enumerate(cases):
+                ms = p50(provider, shape, dtype, device, mode, "ms")
+                if ms:
+                    dims = tuple(int(v) for v in shape.split("x"))
+                    points.append((i, flops(provider, dims, args.num_features, mode) / ms / 1e6))
+            if points:
+                ax.plot(*zip(*points), marker="o", label=provider)
+        ax.set_xticks(range(len(cases)), labels, fontsize=6, rotation=30)
+        ax.set_yscale("log")
+        ax.set_ylabel("GFLOP/s (dense-equivalent; conv1d: its own work)")
+        ax.set_title(f"throughput, {mode}")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(throughput_path, dpi=120)
+    print(f"wrote {speedup_path}, {memory_path} and {throughput_path}")
 
 
 if __name__ == "__main__":
