@@ -75,6 +75,32 @@ def _locate(x, grid_lo, grid_h, inv_h, SPLINE_ORDER: tl.constexpr, NUM_INTERVALS
 
 
 @triton.jit
+def _spread(
+    first,
+    m,
+    inside,
+    features,
+    p0,
+    p1,
+    p2,
+    p3,
+    p4,
+    SPLINE_ORDER: tl.constexpr,
+    NUM_FUNCS: tl.constexpr,
+):
+    """[M, C, F] from per-input values: feature 0 is ``first``, feature 1 + i is piece
+    ``i - (m - K)`` of interval m (zero off the interval's K + 1 functions and outside the grid),
+    features past 1 + G + K are zero."""
+    f = features[None, None, :]
+    r = f - 1 - (m[:, :, None] - SPLINE_ORDER)
+    pieces = _select_piece(
+        r, p0[:, :, None], p1[:, :, None], p2[:, :, None], p3[:, :, None], p4[:, :, None]
+    )
+    pieces = tl.where(inside[:, :, None] & (f >= 1) & (f <= NUM_FUNCS), pieces, 0.0)
+    return tl.where(f == 0, first[:, :, None], pieces)
+
+
+@triton.jit
 def _tap_features(
     x,
     features,
@@ -89,14 +115,8 @@ def _tap_features(
     axis indexed by ``features`` (an arange of the padded feature count): shape [M, C, F]."""
     inside, m, w = _locate(x, grid_lo, grid_h, inv_h, SPLINE_ORDER, NUM_INTERVALS)
     p0, p1, p2, p3, p4 = _bspline_pieces(w, SPLINE_ORDER)
-    f = features[None, None, :]
-    r = f - 1 - (m[:, :, None] - SPLINE_ORDER)
-    basis = _select_piece(
-        r, p0[:, :, None], p1[:, :, None], p2[:, :, None], p3[:, :, None], p4[:, :, None]
-    )
-    basis = tl.where(inside[:, :, None] & (f >= 1) & (f <= NUM_FUNCS), basis, 0.0)
     silu = x / (1.0 + tl.exp(-x))
-    return tl.where(f == 0, silu[:, :, None], basis)
+    return _spread(silu, m, inside, features, p0, p1, p2, p3, p4, SPLINE_ORDER, NUM_FUNCS)
 
 
 @triton.jit
@@ -110,23 +130,22 @@ def _tap_feature_derivatives(
     NUM_FUNCS: tl.constexpr,
     NUM_INTERVALS: tl.constexpr,
 ):
-    """d/dx of ``_tap_features``: ``[silu'(x), B_0'(x), ..]``, shape [M, C, F]."""
+    """d/dx of ``_tap_features``: ``[silu'(x), B_0'(x), ..]``, shape [M, C, F]. Derivative piece
+    r is ``(q_{r-1} - q_r) / h`` with q the order K - 1 pieces (zero past K - 1)."""
     inside, m, w = _locate(x, grid_lo, grid_h, inv_h, SPLINE_ORDER, NUM_INTERVALS)
     q0, q1, q2, q3, q4 = _bspline_pieces(w, SPLINE_ORDER - 1)
-    # derivative piece r = (q_{r-1} - q_r) / h
-    d0 = -q0 * inv_h
-    d1 = (q0 - q1) * inv_h
-    d2 = (q1 - q2) * inv_h
-    d3 = (q2 - q3) * inv_h
-    d4 = (q3 - q4) * inv_h
-    f = features[None, None, :]
-    r = f - 1 - (m[:, :, None] - SPLINE_ORDER)
-    derivative = _select_piece(
-        r, d0[:, :, None], d1[:, :, None], d2[:, :, None], d3[:, :, None], d4[:, :, None]
-    )
-    derivative = tl.where(
-        inside[:, :, None] & (r <= SPLINE_ORDER) & (f >= 1) & (f <= NUM_FUNCS), derivative, 0.0
-    )
     sig = 1.0 / (1.0 + tl.exp(-x))
     silu_grad = sig * (1.0 + x * (1.0 - sig))
-    return tl.where(f == 0, silu_grad[:, :, None], derivative)
+    return _spread(
+        silu_grad,
+        m,
+        inside,
+        features,
+        -q0 * inv_h,
+        (q0 - q1) * inv_h,
+        (q1 - q2) * inv_h,
+        (q2 - q3) * inv_h,
+        (q3 - q4) * inv_h,
+        SPLINE_ORDER,
+        NUM_FUNCS,
+    )
