@@ -102,10 +102,16 @@ std::atomic<bool>& poison_flag() {
   static std::atomic<bool> flag{false};
   return flag;
 }
+std::atomic<bool>& tensor_core_flag() {
+  static std::atomic<bool> flag{true};
+  return flag;
+}
 }  // namespace
 
 void set_poison_outputs(bool enabled) { poison_flag().store(enabled); }
 bool poison_outputs() { return poison_flag().load(); }
+void set_cuda_tensor_cores(bool enabled) { tensor_core_flag().store(enabled); }
+bool cuda_tensor_cores() { return tensor_core_flag().load(); }
 
 at::Tensor new_output(at::IntArrayRef sizes, const at::TensorOptions& options) {
   auto out = at::empty(sizes, options);

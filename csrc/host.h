@@ -52,4 +52,9 @@ at::Tensor new_output(at::IntArrayRef sizes, const at::TensorOptions& options);
 void set_poison_outputs(bool enabled);
 bool poison_outputs();
 
+// Whether the CUDA forward may use its tensor-core kernel for fp16/bf16 (default on; the tests
+// turn it off to check the CUDA-core kernel on the same inputs).
+void set_cuda_tensor_cores(bool enabled);
+bool cuda_tensor_cores();
+
 }  // namespace mkcc

@@ -70,4 +70,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("set_poison_outputs", &mkcc::set_poison_outputs, pybind11::arg("enabled"),
         "Fill every new kernel output with NaN before the kernels write it (for tests).");
   m.def("poison_outputs", &mkcc::poison_outputs, "Whether new kernel outputs are NaN-filled.");
+  m.def("set_cuda_tensor_cores", &mkcc::set_cuda_tensor_cores, pybind11::arg("enabled"),
+        "Allow the CUDA forward's tensor-core kernel for fp16/bf16 (on by default).");
+  m.def("cuda_tensor_cores", &mkcc::cuda_tensor_cores,
+        "Whether the CUDA forward may use tensor cores for fp16/bf16.");
 }

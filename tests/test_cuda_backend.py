@@ -1,6 +1,6 @@
 """The fused CUDA C++ kernels against the fp64 reference (needs a GPU): forward and every
-gradient over the curated configurations and fp32/fp16/bf16, opcheck, compile parity,
-determinism and saved bytes."""
+gradient over the curated configurations and fp32/fp16/bf16 (fp16/bf16 forward on tensor cores
+and on CUDA cores), opcheck, compile parity, determinism and saved bytes."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import mkcc_kernels
+from mkcc_kernels import _C
 
 from .helpers import CONFIGS, TOLERANCE, assert_close, compare_with_reference, make_inputs
 
@@ -16,6 +17,23 @@ pytestmark = pytest.mark.skipif(
     reason="needs a GPU and a build with the CUDA kernels",
 )
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
+# Shapes for the tensor-core forward's tiling: several input-channel chunks (16), output-channel
+# tiles (64) and time tiles (64), groups with stride, a large grid with K = 4.
+MMA_CONFIGS = {
+    "mma-many-tiles": (2, 35, 130, 140, 7, {"padding": 3}, 5),
+    "mma-groups-stride": (2, 36, 72, 150, 5, {"groups": 2, "stride": 2, "padding": 2}, 5),
+    "mma-grid12-K4": (1, 17, 65, 70, 3, {"spline_order": 4, "padding": "same"}, 12),
+    "mma-dilation": (3, 20, 66, 129, 3, {"dilation": 4, "padding": 4}, 5),
+}
+
+
+@pytest.fixture(params=[True, False], ids=["tensor-cores", "cuda-cores"])
+def tensor_cores(request):
+    """Runs a test with the tensor-core forward allowed, then with it turned off."""
+    previous = _C.cuda_tensor_cores()
+    _C.set_cuda_tensor_cores(request.param)
+    yield request.param
+    _C.set_cuda_tensor_cores(previous)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "fp16", "bf16"])
@@ -23,6 +41,16 @@ DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 def test_matches_reference(config, dtype):
     b, cin, cout, t, k, conv, grid = config
     x, base, spline = make_inputs(b, cin, cout, t, k, conv, grid, dtype)
+    compare_with_reference("cuda", x, base, spline, dtype, "[cuda]", device="cuda", **conv)
+
+
+@pytest.mark.parametrize("dtype", DTYPES[1:], ids=["fp16", "bf16"])
+@pytest.mark.parametrize(
+    "config", [*CONFIGS.values(), *MMA_CONFIGS.values()], ids=[*CONFIGS, *MMA_CONFIGS]
+)
+def test_half_forward_paths_match_reference(config, dtype, tensor_cores):
+    b, cin, cout, t, k, conv, grid = config
+    x, base, spline = make_inputs(b, cin, cout, t, k, conv, grid, dtype, seed=3)
     compare_with_reference("cuda", x, base, spline, dtype, "[cuda]", device="cuda", **conv)
 
 

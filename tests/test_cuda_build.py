@@ -63,3 +63,21 @@ def test_device_code_for_every_arch():
 def test_cuda_kernels_registered_for_both_ops():
     for name in ("kan_conv1d_fwd", "kan_conv1d_bwd"):
         assert torch._C._dispatch_has_kernel_for_dispatch_key(f"mkcc::{name}", "CUDA")
+
+
+@pytest.mark.skipif(not INFO["cuda_compiled"], reason="this build has no CUDA kernels")
+def test_tensor_core_forward_for_every_arch():
+    """The fp16 and bf16 tensor-core forward kernels are in the device code of every arch."""
+    tool = _cuobjdump()
+    assert tool is not None, "cuobjdump not found (toolkit or triton)"
+    usage = subprocess.run(
+        [tool, "--dump-resource-usage", _C.__file__], capture_output=True, text=True, check=True
+    ).stdout
+    found: dict[str, set[str]] = {}
+    for section in usage.split("Fatbin elf code")[1:]:
+        arch = section.split("arch = ", 1)[1].split()[0]
+        for line in section.splitlines():
+            if "kan_conv1d_fwd_mma_kernel" in line:
+                found.setdefault(arch, set()).add("Half" if "4Half" in line else "BFloat16")
+    for arch in INFO["cuda_archs"]:
+        assert found.get(arch) == {"Half", "BFloat16"}, (arch, found)

@@ -1,5 +1,6 @@
 // CUDA entry points of mkcc::kan_conv1d_fwd / mkcc::kan_conv1d_bwd: checks, device guard,
-// current stream, weight packing (fp32), dtype dispatch and the deterministic split of the
+// current stream, weight packing (fp32, or the input dtype for the tensor-core forward), the
+// choice of forward kernel, dtype dispatch and the deterministic split of the
 // weight-gradient reduction.
 #include <algorithm>
 #include <limits>
@@ -27,6 +28,11 @@ constexpr int64_t kChannelAlign = 16;
                      AT_DISPATCH_CASE(at::kHalf, __VA_ARGS__)  \
                      AT_DISPATCH_CASE(at::kBFloat16, __VA_ARGS__))
 
+// float16 and bfloat16: the tensor-core forward.
+#define MKCC_DISPATCH_MMA_TYPES(TYPE, NAME, ...)              \
+  AT_DISPATCH_SWITCH(TYPE, NAME, AT_DISPATCH_CASE(at::kHalf, __VA_ARGS__) \
+                                     AT_DISPATCH_CASE(at::kBFloat16, __VA_ARGS__))
+
 void check_cuda_inputs(const at::Tensor& x) {
   TORCH_CHECK_TYPE(x.scalar_type() == at::kFloat || x.scalar_type() == at::kHalf ||
                        x.scalar_type() == at::kBFloat16,
@@ -40,6 +46,39 @@ void check_grid_size(int64_t blocks, const char* what) {
                     " kernel's grid (", blocks, " blocks)");
 }
 
+// Whether the forward runs on tensor cores: fp16/bf16 inputs, sm_80 or newer, the block's shared
+// memory within the device's limit (long strides or dilations and large grids fall back to the
+// CUDA-core kernel), and not turned off with set_cuda_tensor_cores(false).
+bool forward_uses_tensor_cores(const at::Tensor& x, const MmaLayout& layout) {
+  if (x.scalar_type() != at::kHalf && x.scalar_type() != at::kBFloat16) return false;
+  if (!cuda_tensor_cores()) return false;
+  const cudaDeviceProp* props = at::cuda::getCurrentDeviceProperties();
+  return props->major >= 8 && forward_mma_smem_bytes(layout) <= props->sharedMemPerBlockOptin;
+}
+
+// Weights for the tensor-core forward, in x's dtype:
+// [groups][k][chunks][out_padded][kMmaChannels][features], feature 0 = base_weight, 1 + i =
+// spline function i, zero padding elsewhere (channels past the group, the odd feature).
+at::Tensor pack_weights_mma(const at::Tensor& base_weight, const at::Tensor& spline_weight,
+                            const KanConv1dParams& p, const MmaLayout& layout,
+                            at::ScalarType dtype) {
+  const int64_t spline_count = p.grid_size + p.spline_order;
+  auto packed = at::zeros({p.groups, layout.out_padded, layout.chunks * kMmaChannels,
+                           p.kernel_size, layout.features},
+                          base_weight.options().dtype(dtype));
+  auto used = packed.narrow(1, 0, p.out_per_group).narrow(2, 0, p.in_per_group);
+  used.select(4, 0).copy_(
+      base_weight.reshape({p.groups, p.out_per_group, p.in_per_group, p.kernel_size}));
+  used.narrow(4, 1, spline_count)
+      .copy_(spline_weight.reshape(
+          {p.groups, p.out_per_group, p.in_per_group, p.kernel_size, spline_count}));
+  return packed
+      .view({p.groups, layout.out_padded, layout.chunks, kMmaChannels, p.kernel_size,
+             layout.features})
+      .permute({0, 4, 2, 1, 3, 5})
+      .contiguous();
+}
+
 at::Tensor kan_conv1d_fwd_cuda(const at::Tensor& x, const at::Tensor& base_weight,
                                const at::Tensor& spline_weight, int64_t stride, int64_t pad_left,
                                int64_t pad_right, int64_t dilation, int64_t groups,
@@ -51,13 +90,33 @@ at::Tensor kan_conv1d_fwd_cuda(const at::Tensor& x, const at::Tensor& base_weigh
   const c10::cuda::CUDAGuard guard(x.device());
   auto out = new_output({p.batch, p.out_channels, p.out_length}, x.options());
   if (out.numel() == 0) return out;
-  check_grid_size(p.batch * p.groups * ((p.out_length + 31) / 32), "forward");
 
   const auto x_contig = x.contiguous();
-  const PackedLayout layout = packed_layout(p, kChannelAlign);
-  const auto packed = pack_weights(base_weight, spline_weight, p, layout, at::kFloat);
   const auto knots = make_knots(p, grid_lo, grid_hi, x.options().dtype(at::kFloat));
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  const MmaLayout mma = mma_layout(p);
+  if (forward_uses_tensor_cores(x, mma)) {
+    check_grid_size(p.batch * p.groups * ((p.out_length + kMmaTimeTile - 1) / kMmaTimeTile),
+                    "forward");
+    TORCH_CHECK_VALUE(mma.out_padded / kMmaOutTile <= 65535,
+                      "base_weight: too many output channels per group for the forward grid (",
+                      p.out_per_group, ")");
+    const auto packed = pack_weights_mma(base_weight, spline_weight, p, mma, x.scalar_type());
+    MKCC_DISPATCH_MMA_TYPES(x.scalar_type(), "kan_conv1d_fwd_cuda_mma", [&] {
+      ForwardMmaArgs<scalar_t> a{p,
+                                 mma,
+                                 x_contig.const_data_ptr<scalar_t>(),
+                                 knots.const_data_ptr<float>(),
+                                 packed.const_data_ptr<scalar_t>(),
+                                 out.mutable_data_ptr<scalar_t>()};
+      launch_forward_mma(a, stream);
+    });
+    return out;
+  }
+
+  check_grid_size(p.batch * p.groups * ((p.out_length + 31) / 32), "forward");
+  const PackedLayout layout = packed_layout(p, kChannelAlign);
+  const auto packed = pack_weights(base_weight, spline_weight, p, layout, at::kFloat);
   MKCC_DISPATCH_CUDA_TYPES(x.scalar_type(), "kan_conv1d_fwd_cuda", [&] {
     ForwardArgs<scalar_t> a{p,
                             layout,

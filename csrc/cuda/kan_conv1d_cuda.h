@@ -22,6 +22,35 @@ struct ForwardArgs {
   scalar_t* out;          // [B, C_out, T_out]
 };
 
+// The tensor-core forward (fp16/bf16, sm_80+): an implicit GEMM whose reduction runs over
+// (input channel, feature) for each tap, features = silu and the G + K basis values, padded to an
+// even count. Tiles: kMmaOutTile output channels x kMmaTimeTile positions per block, kMmaChannels
+// input channels per reduction chunk.
+constexpr int kMmaOutTile = 64;
+constexpr int kMmaTimeTile = 64;
+constexpr int kMmaChannels = 16;
+
+struct MmaLayout {
+  int64_t features;      // 1 + G + K rounded up to even
+  int64_t out_padded;    // out_per_group rounded up to kMmaOutTile
+  int64_t chunks;        // ceil(in_per_group / kMmaChannels)
+  int64_t window;        // input positions one time tile reads
+};
+
+MmaLayout mma_layout(const KanConv1dParams& p);
+// Shared memory of one tensor-core forward block.
+size_t forward_mma_smem_bytes(const MmaLayout& layout);
+
+template <typename scalar_t>
+struct ForwardMmaArgs {
+  KanConv1dParams p;
+  MmaLayout layout;
+  const scalar_t* x;      // [B, C_in, T]
+  const float* knots;     // [G + 2K + 1]
+  const scalar_t* packed; // [groups][k][chunks][out_padded][kMmaChannels][features]
+  scalar_t* out;          // [B, C_out, T_out]
+};
+
 template <typename scalar_t>
 struct InputGradArgs {
   KanConv1dParams p;
@@ -47,6 +76,8 @@ struct WeightGradArgs {
 
 template <typename scalar_t>
 void launch_forward(const ForwardArgs<scalar_t>& args, cudaStream_t stream);
+template <typename scalar_t>
+void launch_forward_mma(const ForwardMmaArgs<scalar_t>& args, cudaStream_t stream);
 template <typename scalar_t>
 void launch_input_grad(const InputGradArgs<scalar_t>& args, cudaStream_t stream);
 template <typename scalar_t>
