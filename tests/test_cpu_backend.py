@@ -142,3 +142,15 @@ def test_deterministic_for_fixed_threads():
     assert torch.equal(first[0], second[0])
     for a, b in zip(first[1], second[1]):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "length, conv",
+    [(20000, {"padding": 1}), (30011, {"stride": 4099, "dilation": 700})],
+    ids=["long-T", "long-stride"],
+)
+def test_long_inputs_in_bounded_blocks(length, conv):
+    """Past the kernels' block of input positions (8192): the forward tiles and the weight
+    gradient's time blocks join seamlessly."""
+    x, base, spline = make_inputs(2, 3, 5, length, 3, conv, 5, torch.float64, seed=11)
+    compare_with_reference("cpu", x, base, spline, torch.float64, "[cpu long]", **conv)

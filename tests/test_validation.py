@@ -54,6 +54,17 @@ INVALID = {
     "grid-empty": ({"grid_range": (0.5, 0.5)}, ValueError, "grid_range"),
     "grid-inf": ({"grid_range": (0.0, float("inf"))}, ValueError, "grid_range"),
     "grid-not-pair": ({"grid_range": 1.0}, TypeError, "grid_range"),
+    "base-device": (
+        {"base_weight": torch.randn(6, 4, 3, device="meta")},
+        ValueError,
+        "base_weight",
+    ),
+    "spline-device": (
+        {"spline_weight": torch.randn(6, 4, 3, 8, device="meta")},
+        ValueError,
+        "spline_weight",
+    ),
+    "bias-device": ({"bias": torch.randn(6, device="meta")}, ValueError, "bias"),
     "bias-shape": ({"bias": torch.randn(5)}, ValueError, "bias"),
     "bias-dtype": ({"bias": torch.randn(6, dtype=torch.float64)}, TypeError, "bias"),
     "backend-unknown": ({"backend": "fast"}, ValueError, "backend"),
@@ -71,7 +82,12 @@ INVALID = {
 }
 
 
-@pytest.mark.parametrize("backend", ["cpu", "reference", "unfold"])
+CPU_BACKENDS = [
+    b for b in ("cpu", "triton", "reference", "unfold") if b in mkcc_kernels.available_backends()
+]
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
 @pytest.mark.parametrize("case", INVALID.values(), ids=INVALID.keys())
 def test_functional_rejects(case, backend):
     changes, error, name = case

@@ -83,6 +83,7 @@ at::Tensor kan_conv1d_fwd_cpu(const at::Tensor& x, const at::Tensor& base_weight
          p.batch * p.groups * ((p.out_length + time_tile - 1) / time_tile) < 4 * threads) {
     time_tile /= 2;
   }
+  time_tile = time_block_for_window(p, time_tile);  // long strides: a bounded window
   const int64_t num_tiles = (p.out_length + time_tile - 1) / time_tile;
 
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "kan_conv1d_fwd_cpu", [&] {

@@ -88,11 +88,29 @@ static inline ScratchLayout forward_scratch(const KanConv1dParams& p, const Pack
                         3 * window + 2 * (static_cast<int64_t>(p.num_intervals) + 1));
 }
 
-// The weight gradient sorts each channel's positions by knot interval: the sorted positions,
-// bucket starts and cursors, and per tap the (position, output time) pairs of a bucket.
+// Input positions a work item evaluates at once, at most (unless a single output's taps span
+// more): bounds the per-thread scratch whatever the length, stride and dilation.
+constexpr int64_t kMaxWindow = 8192;
+
+// Output positions whose windows fit in kMaxWindow input positions (at least 1, at most `limit`).
+static inline int64_t time_block_for_window(const KanConv1dParams& p, int64_t limit) {
+  const int64_t span = (p.kernel_size - 1) * p.dilation + 1;
+  const int64_t fit = span >= kMaxWindow ? 1 : (kMaxWindow - span) / p.stride + 1;
+  const int64_t block = fit < limit ? fit : limit;
+  return block > 0 ? block : 1;
+}
+
+// The weight gradient walks each channel in blocks of output positions; per block it sorts the
+// window's positions by knot interval: the sorted positions, bucket starts and cursors, and per
+// tap the (position, output time) pairs of a bucket.
+static inline int64_t weight_grad_time_block(const KanConv1dParams& p) {
+  return time_block_for_window(p, p.out_length);
+}
+
 static inline ScratchLayout weight_grad_scratch(const KanConv1dParams& p, int64_t element_size) {
-  return scratch_layout(0, p.length, element_size,
-                        3 * p.length + 2 * (static_cast<int64_t>(p.num_intervals) + 1));
+  const int64_t window = forward_window(p, weight_grad_time_block(p));
+  return scratch_layout(0, window, element_size,
+                        3 * window + 2 * (static_cast<int64_t>(p.num_intervals) + 1));
 }
 
 // Work items: forward over (batch, group, time tile); input gradient over (batch, input

@@ -351,10 +351,12 @@ void weight_grad_impl(const WeightGradArgs<T>& a, int64_t begin, int64_t end,
   const Scratch<T> s = carve<T>(scratch_base, weight_grad_scratch(p, sizeof(T)));
   const int64_t chunk_size = (p.batch + a.num_batch_chunks - 1) / a.num_batch_chunks;
   const int64_t buckets = p.num_intervals;
-  int64_t* order = s.index;              // [length] positions sorted by bucket
-  int64_t* start = order + p.length;     // [buckets + 1]
+  const int64_t time_block = weight_grad_time_block(p);
+  const int64_t max_window = forward_window(p, time_block);
+  int64_t* order = s.index;              // [window] positions sorted by bucket
+  int64_t* start = order + max_window;   // [buckets + 1]
   int64_t* cursor = start + buckets + 1; // [buckets + 1]
-  int64_t* pairs = cursor + buckets + 1; // [2 * length] (position, output time)
+  int64_t* pairs = cursor + buckets + 1; // [2 * window] (position, output time)
   constexpr int64_t kLanes = kVectorBytes / sizeof(T);  // os: a multiple of 64 bytes
 
   for (int64_t item = begin; item < end; ++item) {
@@ -366,21 +368,26 @@ void weight_grad_impl(const WeightGradArgs<T>& a, int64_t begin, int64_t end,
         a.packed_grad + (chunk * p.in_channels + cin) * p.kernel_size * rows * os;
 
     for (int64_t b = chunk * chunk_size; b < b_end; ++b) {
-      evaluate_basis<T, K>(a.x + (b * p.in_channels + cin) * p.length, p.length, 0, p.length,
-                           a.knots, p.num_intervals, inv_h, os, s);
-      bucket_by_interval(s, p.length, os, buckets, order, start, cursor);
-      const T* gy_group = a.grad_out_t + (b * p.groups + g) * p.out_length * os;
-      for (int64_t j = 0; j < p.kernel_size; ++j) {
-        T* grad_base = grad_channel + j * rows * os;
-        for (int64_t m = 0; m < buckets; ++m) {
-          // Output time t reads position t * stride + j * dilation - pad_left.
-          const int64_t count = bucket_pairs(order, start[m], start[m + 1],
-                                             j * p.dilation - p.pad_left, p.stride,
-                                             p.out_length, pairs);
-          if (count == 0) continue;
-          T* grad_spline = grad_base + (1 + m) * os;
-          for (int64_t o0 = 0; o0 < os; o0 += kLanes) {
-            weight_grad_bucket<T, K>(pairs, count, s, gy_group, os, o0, grad_base, grad_spline);
+      for (int64_t t0 = 0; t0 < p.out_length; t0 += time_block) {
+        const int64_t nt = t0 + time_block < p.out_length ? time_block : p.out_length - t0;
+        const int64_t window = forward_window(p, nt);
+        evaluate_basis<T, K>(a.x + (b * p.in_channels + cin) * p.length, p.length,
+                             t0 * p.stride - p.pad_left, window, a.knots, p.num_intervals, inv_h,
+                             os, s);
+        bucket_by_interval(s, window, os, buckets, order, start, cursor);
+        const T* gy_block = a.grad_out_t + ((b * p.groups + g) * p.out_length + t0) * os;
+        for (int64_t j = 0; j < p.kernel_size; ++j) {
+          T* grad_base = grad_channel + j * rows * os;
+          for (int64_t m = 0; m < buckets; ++m) {
+            // Output time t0 + t reads window position t * stride + j * dilation.
+            const int64_t count = bucket_pairs(order, start[m], start[m + 1], j * p.dilation,
+                                               p.stride, nt, pairs);
+            if (count == 0) continue;
+            T* grad_spline = grad_base + (1 + m) * os;
+            for (int64_t o0 = 0; o0 < os; o0 += kLanes) {
+              weight_grad_bucket<T, K>(pairs, count, s, gy_block, os, o0, grad_base,
+                                       grad_spline);
+            }
           }
         }
       }
