@@ -154,3 +154,20 @@ def test_long_inputs_in_bounded_blocks(length, conv):
     gradient's time blocks join seamlessly."""
     x, base, spline = make_inputs(2, 3, 5, length, 3, conv, 5, torch.float64, seed=11)
     compare_with_reference("cpu", x, base, spline, torch.float64, "[cpu long]", **conv)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize(
+    "length, conv",
+    [(9, {"padding": 1}), (4, {"padding": 2, "dilation": 2}), (15, {"stride": 2})],
+    ids=["T9", "T4-dilation", "T15-stride2"],
+)
+def test_short_outputs_blocked_over_batch(length, conv, threads):
+    """Short outputs put several batch elements in one work item (17: a partial last block)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        x, base, spline = make_inputs(17, 5, 20, length, 3, conv, 5, torch.float64, seed=12)
+        compare_with_reference("cpu", x, base, spline, torch.float64, "[cpu short]", **conv)
+    finally:
+        torch.set_num_threads(previous)

@@ -85,6 +85,17 @@ at::Tensor kan_conv1d_fwd_cpu(const at::Tensor& x, const at::Tensor& base_weight
   }
   time_tile = time_block_for_window(p, time_tile);  // long strides: a bounded window
   const int64_t num_tiles = (p.out_length + time_tile - 1) / time_tile;
+  // Short outputs: several batch elements per item, so that each input channel's weights are
+  // read once for up to kMaxTimeTile positions (while every thread still gets 4 items).
+  int64_t batch_block = 1;
+  if (num_tiles == 1 && !forward_uses_buckets(p, time_tile)) {
+    batch_block = std::max<int64_t>(1, kMaxTimeTile / time_tile);
+    while (batch_block > 1 &&
+           p.groups * ((p.batch + batch_block - 1) / batch_block) < 4 * threads) {
+      batch_block /= 2;
+    }
+  }
+  const int64_t num_batch_blocks = (p.batch + batch_block - 1) / batch_block;
 
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "kan_conv1d_fwd_cpu", [&] {
     ForwardArgs<scalar_t> a{p,
@@ -94,9 +105,13 @@ at::Tensor kan_conv1d_fwd_cpu(const at::Tensor& x, const at::Tensor& base_weight
                             packed.const_data_ptr<scalar_t>(),
                             out.mutable_data_ptr<scalar_t>(),
                             time_tile,
-                            num_tiles};
-    const int64_t bytes = forward_scratch(p, layout, time_tile, sizeof(scalar_t)).bytes;
-    at::parallel_for(0, p.batch * p.groups * num_tiles, 1, [&](int64_t begin, int64_t end) {
+                            num_tiles,
+                            batch_block,
+                            num_batch_blocks};
+    const int64_t bytes =
+        forward_scratch(p, layout, time_tile, batch_block, sizeof(scalar_t)).bytes;
+    at::parallel_for(0, num_batch_blocks * p.groups * num_tiles, 1, [&](int64_t begin,
+                                                                      int64_t end) {
       auto scratch = scratch_buffer(bytes);
       run_forward(a, begin, end, scratch.mutable_data_ptr());
     });

@@ -24,6 +24,8 @@ struct ForwardArgs {
   T* out;                  // [B, C_out, T_out]
   int64_t time_tile;       // output positions per work item
   int64_t num_time_tiles;
+  int64_t batch_block;     // batch elements per work item (> 1 only for short outputs)
+  int64_t num_batch_blocks;
 };
 
 template <typename T>
@@ -79,12 +81,21 @@ static inline int64_t forward_window(const KanConv1dParams& p, int64_t time_tile
   return (time_tile - 1) * p.stride + (p.kernel_size - 1) * p.dilation + 1;
 }
 
+// Knot-interval buckets pay (forward and weight gradient) when they hold several positions.
+constexpr int64_t kMinPositionsPerBucket = 4;
+
+static inline bool forward_uses_buckets(const KanConv1dParams& p, int64_t time_tile) {
+  return forward_window(p, time_tile) >= kMinPositionsPerBucket * p.num_intervals;
+}
+
 static inline ScratchLayout forward_scratch(const KanConv1dParams& p, const PackedLayout& layout,
-                                            int64_t time_tile, int64_t element_size) {
-  // index: the window's positions sorted by knot interval, bucket starts and cursors, and per
-  // tap the (position, output index) pairs of a bucket.
+                                            int64_t time_tile, int64_t batch_block,
+                                            int64_t element_size) {
+  // Features of each batch element's window; index: the window's positions sorted by knot
+  // interval, bucket starts and cursors, and per tap the (position, output index) pairs.
   const int64_t window = forward_window(p, time_tile);
-  return scratch_layout(time_tile * layout.out_stride, window, element_size,
+  return scratch_layout(batch_block * time_tile * layout.out_stride, batch_block * window,
+                        element_size,
                         3 * window + 2 * (static_cast<int64_t>(p.num_intervals) + 1));
 }
 

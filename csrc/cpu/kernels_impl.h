@@ -75,26 +75,6 @@ void evaluate_basis(const T* x_row, int64_t length, int64_t first, int64_t count
   }
 }
 
-// acc[o] += silu * base[o] + sum_r values[r] * spline[r * stride + o]
-template <typename T, int K>
-inline void accumulate_tap(T* __restrict__ acc, const T* __restrict__ base,
-                           const T* __restrict__ spline, int64_t stride, T silu_value,
-                           const T* values, int64_t n) {
-  T v[K + 1];
-  for (int r = 0; r <= K; ++r) v[r] = values[r];
-  for (int64_t o = 0; o < n; ++o) {
-    T sum = silu_value * base[o];
-    for (int r = 0; r <= K; ++r) sum += v[r] * spline[r * stride + o];
-    acc[o] += sum;
-  }
-}
-
-// dst[o] += a * src[o]
-template <typename T>
-inline void axpy(T* __restrict__ dst, const T* __restrict__ src, T a, int64_t n) {
-  for (int64_t o = 0; o < n; ++o) dst[o] += a * src[o];
-}
-
 // One 64-byte vector of T (GCC vector extension: kept in registers, lowered to whatever vector
 // width the instruction set of this build has).
 typedef float VecF __attribute__((vector_size(64), aligned(4)));
@@ -111,7 +91,6 @@ struct Vector<double> {
 };
 
 constexpr int kVectorBytes = 64;
-constexpr int64_t kMinPositionsPerBucket = 4;
 
 // Counting sort of the positions q in [0, count) that are not padding taps by knot interval
 // (row_offset / out_stride - 1; inputs outside the grid share bucket 0, with zero basis values):
@@ -180,17 +159,62 @@ inline void forward_bucket(const int64_t* __restrict__ pairs, int64_t count, con
   }
 }
 
+// Forward of one output position t for NV vectors of output channels from o0, over every tap of
+// one input channel: the NV accumulators stay in registers, each tap adds silu * base row and
+// the K + 1 spline rows of its input's knot interval (weight rows read from L1).
+template <typename T, int K, int NV>
+inline void forward_position(const KanConv1dParams& p, const Scratch<T>& s,
+                             const T* __restrict__ w_channel, int64_t rows, int64_t os,
+                             int64_t t, int64_t o0, T* __restrict__ acc_row) {
+  using V = typename Vector<T>::type;
+  constexpr int kLanes = kVectorBytes / sizeof(T);
+  V acc[NV];
+  for (int v = 0; v < NV; ++v) memcpy(&acc[v], acc_row + o0 + v * kLanes, sizeof(V));
+  for (int64_t j = 0; j < p.kernel_size; ++j) {
+    const int64_t q = t * p.stride + j * p.dilation;
+    const int64_t row = s.row_offset[q];
+    if (row < 0) continue;
+    const T* w_tap = w_channel + j * rows * os + o0;
+    const T* w_spline = w_tap + row;
+    const T silu_value = s.silu_values[q];
+    T values[K + 1];
+    for (int r = 0; r <= K; ++r) values[r] = s.basis_values[q * (K + 1) + r];
+    for (int v = 0; v < NV; ++v) {
+      V w;
+      memcpy(&w, w_tap + v * kLanes, sizeof(V));
+      acc[v] += silu_value * w;
+      for (int r = 0; r <= K; ++r) {
+        memcpy(&w, w_spline + r * os + v * kLanes, sizeof(V));
+        acc[v] += values[r] * w;
+      }
+    }
+  }
+  for (int v = 0; v < NV; ++v) memcpy(acc_row + o0 + v * kLanes, &acc[v], sizeof(V));
+}
+
+// The same scratch seen from the features of batch element `block` of a work item.
+template <typename T, int K>
+Scratch<T> batch_view(const Scratch<T>& s, int64_t block, int64_t window) {
+  Scratch<T> view = s;
+  view.silu_values += block * window;
+  view.basis_values += block * window * (K + 1);
+  view.row_offset += block * window;
+  return view;
+}
+
 template <typename T, int K>
 void forward_impl(const ForwardArgs<T>& a, int64_t begin, int64_t end, void* scratch_base) {
   const KanConv1dParams& p = a.p;
   const int64_t os = a.layout.out_stride;
   const int64_t rows = a.layout.num_rows;
-  const ScratchLayout layout = forward_scratch(p, a.layout, a.time_tile, sizeof(T));
+  const ScratchLayout layout =
+      forward_scratch(p, a.layout, a.time_tile, a.batch_block, sizeof(T));
   const Scratch<T> s = carve<T>(scratch_base, layout);
   const T inv_h = static_cast<T>(p.inv_h);
   const int64_t buckets = p.num_intervals;
+  const int64_t max_window = forward_window(p, a.time_tile);
   int64_t* order = s.index;                 // [window]
-  int64_t* start = order + layout.positions;  // [buckets + 1]
+  int64_t* start = order + max_window;      // [buckets + 1]
   int64_t* cursor = start + buckets + 1;    // [buckets + 1]
   int64_t* pairs = cursor + buckets + 1;    // [2 * window]
   constexpr int64_t kLanes = kVectorBytes / sizeof(T);
@@ -198,31 +222,41 @@ void forward_impl(const ForwardArgs<T>& a, int64_t begin, int64_t end, void* scr
   for (int64_t item = begin; item < end; ++item) {
     const int64_t tile = item % a.num_time_tiles;
     const int64_t g = (item / a.num_time_tiles) % p.groups;
-    const int64_t b = item / (a.num_time_tiles * p.groups);
+    const int64_t b0 = item / (a.num_time_tiles * p.groups) * a.batch_block;
+    const int64_t nb = (p.batch - b0 < a.batch_block) ? p.batch - b0 : a.batch_block;
     const int64_t t0 = tile * a.time_tile;
     const int64_t nt = (p.out_length - t0 < a.time_tile) ? p.out_length - t0 : a.time_tile;
     const int64_t first = t0 * p.stride - p.pad_left;
     const int64_t window = forward_window(p, nt);
     // Positions grouped by knot interval keep a bucket's weight rows in registers; that pays
-    // when buckets hold several positions (measured in bench/NOTES.md).
-    const bool use_buckets = window >= kMinPositionsPerBucket * buckets;
-    memset(s.accumulator, 0, sizeof(T) * nt * os);
+    // when buckets hold several positions (measured in bench/NOTES.md). The host blocks several
+    // batch elements per item only when they do not.
+    const bool use_buckets = nb == 1 && forward_uses_buckets(p, nt);
+    memset(s.accumulator, 0, sizeof(T) * nb * nt * os);
 
     for (int64_t c = 0; c < p.in_per_group; ++c) {
       const int64_t cin = g * p.in_per_group + c;
-      evaluate_basis<T, K>(a.x + (b * p.in_channels + cin) * p.length, p.length, first, window,
-                           a.knots, p.num_intervals, inv_h, os, s);
       const T* w_channel = a.packed_weight + cin * p.kernel_size * rows * os;
+      for (int64_t bl = 0; bl < nb; ++bl) {
+        evaluate_basis<T, K>(a.x + ((b0 + bl) * p.in_channels + cin) * p.length, p.length,
+                             first, window, a.knots, p.num_intervals, inv_h, os,
+                             batch_view<T, K>(s, bl, window));
+      }
       if (!use_buckets) {
-        // Few positions per knot interval: one pass over the taps, weight rows from L1.
-        for (int64_t j = 0; j < p.kernel_size; ++j) {
-          const T* w_tap = w_channel + j * rows * os;
+        // Few positions per knot interval: per output position, every tap with the
+        // accumulators in registers and the weight rows read from L1 (reused by the nb * nt
+        // positions of the item).
+        for (int64_t bl = 0; bl < nb; ++bl) {
+          const Scratch<T> sb = batch_view<T, K>(s, bl, window);
           for (int64_t t = 0; t < nt; ++t) {
-            const int64_t q = t * p.stride + j * p.dilation;
-            const int64_t row = s.row_offset[q];
-            if (row < 0) continue;
-            accumulate_tap<T, K>(s.accumulator + t * os, w_tap, w_tap + row, os,
-                                 s.silu_values[q], s.basis_values + q * (K + 1), os);
+            T* acc_row = s.accumulator + (bl * nt + t) * os;
+            int64_t o0 = 0;
+            for (; o0 + 8 * kLanes <= os; o0 += 8 * kLanes) {
+              forward_position<T, K, 8>(p, sb, w_channel, rows, os, t, o0, acc_row);
+            }
+            for (; o0 < os; o0 += kLanes) {
+              forward_position<T, K, 1>(p, sb, w_channel, rows, os, t, o0, acc_row);
+            }
           }
         }
         continue;
@@ -246,10 +280,13 @@ void forward_impl(const ForwardArgs<T>& a, int64_t begin, int64_t end, void* scr
       }
     }
 
-    T* out = a.out + (b * p.out_channels + g * p.out_per_group) * p.out_length + t0;
-    for (int64_t o = 0; o < p.out_per_group; ++o) {
-      for (int64_t t = 0; t < nt; ++t) {
-        out[o * p.out_length + t] = s.accumulator[t * os + o];
+    for (int64_t bl = 0; bl < nb; ++bl) {
+      T* out = a.out + ((b0 + bl) * p.out_channels + g * p.out_per_group) * p.out_length + t0;
+      const T* acc = s.accumulator + bl * nt * os;
+      for (int64_t o = 0; o < p.out_per_group; ++o) {
+        for (int64_t t = 0; t < nt; ++t) {
+          out[o * p.out_length + t] = acc[t * os + o];
+        }
       }
     }
   }
