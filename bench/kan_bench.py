@@ -235,7 +235,18 @@ def machine_name(device: str, threads: int) -> str:
     return f"{platform.machine()}-{threads}threads"
 
 
-def write_csv(path: Path, results: list[Result], device: str, threads: int) -> None:
+CSV_COLUMNS = (
+    "time", "op", "provider", "mode", "shape", "dtype", "device", "metric", "p20", "p50", "p80",
+    "commit", "machine",
+)  # fmt: skip
+
+
+def append_csv(
+    path: Path, rows: list[tuple[str, str, str, str, str, str, float, float, float]], device: str,
+    threads: int,
+) -> None:  # fmt: skip
+    """Appends long-format rows ``(op, provider, mode, shape, dtype, metric, p20, p50, p80)``
+    with the time, device, commit and machine; writes the header into a new file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     new = not path.exists()
     stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
@@ -243,48 +254,27 @@ def write_csv(path: Path, results: list[Result], device: str, threads: int) -> N
     with path.open("a", newline="") as f:
         writer = csv.writer(f)
         if new:
+            writer.writerow(CSV_COLUMNS)
+        for op, provider, mode, shape, dtype, metric, p20, p50, p80 in rows:
             writer.writerow(
-                [
-                    "time",
-                    "op",
-                    "provider",
-                    "mode",
-                    "shape",
-                    "dtype",
-                    "device",
-                    "metric",
-                    "p20",
-                    "p50",
-                    "p80",
-                    "commit",
-                    "machine",
-                ]
+                [stamp, op, provider, mode, shape, dtype, device, metric]
+                + [f"{v:.4f}" for v in (p20, p50, p80)]
+                + [commit, machine]
             )
-        for r in results:
-            shape = "x".join(map(str, r.shape))
-            rows = [
-                ("ms", percentile(r.times_ms, 0.2), r.p50, percentile(r.times_ms, 0.8)),
-                ("gflops", r.gflops, r.gflops, r.gflops),
-            ]
-            rows += [(name, value, value, value) for name, value in r.extra.items()]
-            for metric, p20, p50, p80 in rows:
-                writer.writerow(
-                    [
-                        stamp,
-                        "kan_conv1d",
-                        r.provider,
-                        r.mode,
-                        shape,
-                        r.dtype,
-                        device,
-                        metric,
-                        f"{p20:.4f}",
-                        f"{p50:.4f}",
-                        f"{p80:.4f}",
-                        commit,
-                        machine,
-                    ]
-                )
+
+
+def write_csv(path: Path, results: list[Result], device: str, threads: int) -> None:
+    rows = []
+    for r in results:
+        shape = "x".join(map(str, r.shape))
+        metrics = [
+            ("ms", percentile(r.times_ms, 0.2), r.p50, percentile(r.times_ms, 0.8)),
+            ("gflops", r.gflops, r.gflops, r.gflops),
+        ]
+        metrics += [(name, value, value, value) for name, value in r.extra.items()]
+        for metric, p20, p50, p80 in metrics:
+            rows.append(("kan_conv1d", r.provider, r.mode, shape, r.dtype, metric, p20, p50, p80))
+    append_csv(path, rows, device, threads)
 
 
 def format_table(results: list[Result]) -> str:

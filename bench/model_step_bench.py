@@ -16,15 +16,13 @@ default; columns as ``bench/kan_bench.py``'s CSV).
 from __future__ import annotations
 
 import argparse
-import csv
-import datetime
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from bench.kan_bench import git_commit, machine_name, percentile, time_step
+from bench.kan_bench import append_csv, percentile, time_step
 from mkcc_model.model import MKCC, ModelConfig
 
 PROVIDERS = ("cpu", "reference", "reference-compiled", "unfold", "cpu-compiled", "cnn")
@@ -60,48 +58,16 @@ def make_step(
 
 def write_rows(path: Path, rows: list[tuple[str, str, list[float]]], device: str) -> None:
     """Long-format rows (one per provider, metric ``ms``) in ``bench/kan_bench.py``'s columns."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    new = not path.exists()
-    stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    commit, machine = git_commit(), machine_name(device, torch.get_num_threads())
-    with path.open("a", newline="") as f:
-        writer = csv.writer(f)
-        if new:
-            writer.writerow(
-                [
-                    "time",
-                    "op",
-                    "provider",
-                    "mode",
-                    "shape",
-                    "dtype",
-                    "device",
-                    "metric",
-                    "p20",
-                    "p50",
-                    "p80",
-                    "commit",
-                    "machine",
-                ]
-            )
-        for provider, shape, times in rows:
-            writer.writerow(
-                [
-                    stamp,
-                    "mkcc_train_step",
-                    provider,
-                    "train-step",
-                    shape,
-                    "float32",
-                    device,
-                    "ms",
-                    f"{percentile(times, 0.2):.4f}",
-                    f"{percentile(times, 0.5):.4f}",
-                    f"{percentile(times, 0.8):.4f}",
-                    commit,
-                    machine,
-                ]
-            )
+    append_csv(
+        path,
+        [
+            ("mkcc_train_step", provider, "train-step", shape, "float32", "ms",
+             percentile(times, 0.2), percentile(times, 0.5), percentile(times, 0.8))
+            for provider, shape, times in rows
+        ],
+        device,
+        torch.get_num_threads(),
+    )  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> list[tuple[str, str, list[float]]]:

@@ -5,22 +5,24 @@ from __future__ import annotations
 import os
 import random
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
 
 
-def atomic_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to a temporary file in the target's folder, flushed and fsynced, then
-    ``os.replace``d onto ``path``: a reader sees the old file or the new one, never a torn one."""
+def _atomic_write(path: str | Path, mode: str, write: Callable[[IO], None]) -> Path:
+    """Calls ``write`` on a temporary file in the target's folder, flushes and fsyncs it, then
+    ``os.replace``s it onto ``path``: a reader sees the old file or the new one, never a torn
+    one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(handle, "wb") as f:
-            torch.save(obj, f)
+        with os.fdopen(handle, mode, **({"encoding": "utf-8"} if "b" not in mode else {})) as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(temporary, path)
@@ -29,24 +31,16 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
         raise
     _fsync_directory(path.parent)
     return path
+
+
+def atomic_save(obj: Any, path: str | Path) -> Path:
+    """``torch.save`` of ``obj`` to ``path``, atomically (see ``_atomic_write``)."""
+    return _atomic_write(path, "wb", lambda f: torch.save(obj, f))
 
 
 def atomic_write_text(text: str, path: str | Path) -> Path:
-    """Writes ``text`` to ``path`` the same atomic way as ``atomic_save``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    _fsync_directory(path.parent)
-    return path
+    """Writes ``text`` to ``path``, atomically (see ``_atomic_write``)."""
+    return _atomic_write(path, "w", lambda f: f.write(text))
 
 
 def load_checkpoint(path: str | Path) -> dict:

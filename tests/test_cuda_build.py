@@ -37,6 +37,15 @@ def _cuobjdump() -> str | None:
     return str(path) if path.is_file() else None
 
 
+def _dump(option: str) -> str:
+    """cuobjdump's output for the built extension."""
+    tool = _cuobjdump()
+    assert tool is not None, "cuobjdump not found (toolkit or triton)"
+    return subprocess.run(
+        [tool, option, _C.__file__], capture_output=True, text=True, check=True
+    ).stdout
+
+
 def test_cuda_kernels_built_when_possible():
     expected = (
         torch.version.cuda is not None
@@ -48,11 +57,7 @@ def test_cuda_kernels_built_when_possible():
 
 @pytest.mark.skipif(not INFO["cuda_compiled"], reason="this build has no CUDA kernels")
 def test_device_code_for_every_arch():
-    tool = _cuobjdump()
-    assert tool is not None, "cuobjdump not found (toolkit or triton)"
-    listing = subprocess.run(
-        [tool, "--list-elf", _C.__file__], capture_output=True, text=True, check=True
-    ).stdout
+    listing = _dump("--list-elf")
     assert INFO["cuda_archs"], INFO
     for arch in INFO["cuda_archs"]:
         for unit in ("kan_conv1d_fwd", "kan_conv1d_bwd"):
@@ -68,11 +73,7 @@ def test_cuda_kernels_registered_for_both_ops():
 @pytest.mark.skipif(not INFO["cuda_compiled"], reason="this build has no CUDA kernels")
 def test_tensor_core_forward_for_every_arch():
     """The fp16 and bf16 tensor-core forward kernels are in the device code of every arch."""
-    tool = _cuobjdump()
-    assert tool is not None, "cuobjdump not found (toolkit or triton)"
-    usage = subprocess.run(
-        [tool, "--dump-resource-usage", _C.__file__], capture_output=True, text=True, check=True
-    ).stdout
+    usage = _dump("--dump-resource-usage")
     found: dict[str, set[str]] = {}
     for section in usage.split("Fatbin elf code")[1:]:
         arch = section.split("arch = ", 1)[1].split()[0]
