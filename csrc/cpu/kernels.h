@@ -118,14 +118,24 @@ static inline int64_t weight_grad_time_block(const KanConv1dParams& p) {
   return time_block_for_window(p, p.out_length);
 }
 
-static inline ScratchLayout weight_grad_scratch(const KanConv1dParams& p, int64_t element_size) {
-  const int64_t window = forward_window(p, weight_grad_time_block(p));
-  return scratch_layout(0, window, element_size,
-                        3 * window + 2 * (static_cast<int64_t>(p.num_intervals) + 1));
+// When one time block covers the whole output, the weight gradient buckets the windows of up to
+// this many batch elements together (fuller buckets for short outputs).
+static inline int64_t weight_grad_batch_block(const KanConv1dParams& p) {
+  if (weight_grad_time_block(p) < p.out_length) return 1;
+  const int64_t per_window = kMaxWindow / forward_window(p, p.out_length);
+  const int64_t block = per_window < p.batch ? per_window : p.batch;
+  return block > 0 ? block : 1;
 }
 
-// Work items: forward over (batch, group, time tile); input gradient over (batch, input
-// channel); weight gradient over (batch chunk, input channel), each writing its own slice.
+static inline ScratchLayout weight_grad_scratch(const KanConv1dParams& p, int64_t element_size) {
+  const int64_t positions =
+      weight_grad_batch_block(p) * forward_window(p, weight_grad_time_block(p));
+  return scratch_layout(0, positions, element_size,
+                        3 * positions + 2 * (static_cast<int64_t>(p.num_intervals) + 1));
+}
+
+// Work items: forward over (batch block, group, time tile); input gradient over (input channel,
+// batch element); weight gradient over (batch chunk, input channel), each writing its own slice.
 #define MKCC_DECLARE_CPU_KERNELS(ISA)                                                        \
   namespace ISA {                                                                            \
   void forward(const ForwardArgs<float>& a, int64_t begin, int64_t end, void* scratch);     \

@@ -129,6 +129,29 @@ inline int64_t bucket_pairs(const int64_t* order, int64_t begin, int64_t end, in
   return count;
 }
 
+// Like bucket_pairs for the windows of several batch elements laid end to end (each `window`
+// positions long; element bl's outputs are rows bl * row_stride + t of grad_out): pairs of
+// (position, grad_out row).
+inline int64_t bucket_pairs_blocked(const int64_t* order, int64_t begin, int64_t end,
+                                    int64_t shift, int64_t stride, int64_t limit, int64_t window,
+                                    int64_t row_stride, int64_t* pairs) {
+  int64_t count = 0;
+  for (int64_t i = begin; i < end; ++i) {
+    const int64_t block = order[i] / window;
+    int64_t t = order[i] - block * window - shift;
+    if (t < 0) continue;
+    if (stride != 1) {
+      if (t % stride != 0) continue;
+      t /= stride;
+    }
+    if (t >= limit) continue;
+    pairs[2 * count] = order[i];
+    pairs[2 * count + 1] = block * row_stride + t;
+    ++count;
+  }
+  return count;
+}
+
 // Forward of one knot-interval bucket of one tap, NV vectors of output channels from o0: the
 // tap's base row and the bucket's K + 1 spline rows stay in registers while every position of the
 // bucket adds silu * base + sum_r b_r * spline_r to its output row.
@@ -300,9 +323,11 @@ void input_grad_impl(const InputGradArgs<T>& a, int64_t begin, int64_t end) {
   const T inv_h = static_cast<T>(p.inv_h);
   constexpr int kLanes = 64 / sizeof(T);
 
+  // Items run over the batch fastest, so that consecutive items of a thread read the same
+  // input channel's weights (from L1/L2).
   for (int64_t item = begin; item < end; ++item) {
-    const int64_t cin = item % p.in_channels;
-    const int64_t b = item / p.in_channels;
+    const int64_t b = item % p.batch;
+    const int64_t cin = item / p.batch;
     const int64_t g = cin / p.in_per_group;
     const T* x_row = a.x + (b * p.in_channels + cin) * p.length;
     T* dx_row = a.grad_x + (b * p.in_channels + cin) * p.length;
@@ -347,34 +372,47 @@ void input_grad_impl(const InputGradArgs<T>& a, int64_t begin, int64_t end) {
   }
 }
 
-// One knot-interval bucket of one tap, one vector of output channels from o0: sums
-// silu * grad_out and b_r * grad_out over the bucket's (position, output time) pairs in
+// One knot-interval bucket of one tap, NV vectors of output channels from o0: sums
+// silu * grad_out and b_r * grad_out over the bucket's (position, grad_out row) pairs in
 // registers, then adds them to the gradient rows (base row and the bucket's K + 1 spline rows).
-template <typename T, int K>
+template <typename T, int K, int NV>
 inline void weight_grad_bucket(const int64_t* __restrict__ pairs, int64_t count,
-                               const Scratch<T>& s, const T* __restrict__ gy_group, int64_t os,
+                               const Scratch<T>& s, const T* __restrict__ gy, int64_t os,
                                int64_t o0, T* __restrict__ grad_base,
                                T* __restrict__ grad_spline) {
   using V = typename Vector<T>::type;
-  V acc_base = {};
-  V acc_spline[K + 1];
-  for (int r = 0; r <= K; ++r) acc_spline[r] = V{};
+  constexpr int kLanes = kVectorBytes / sizeof(T);
+  V acc_base[NV];
+  V acc_spline[K + 1][NV];
+  for (int v = 0; v < NV; ++v) {
+    acc_base[v] = V{};
+    for (int r = 0; r <= K; ++r) acc_spline[r][v] = V{};
+  }
   for (int64_t i = 0; i < count; ++i) {
     const int64_t pos = pairs[2 * i];
-    V go;
-    memcpy(&go, gy_group + pairs[2 * i + 1] * os + o0, sizeof(V));
-    acc_base += s.silu_values[pos] * go;
-    const T* v = s.basis_values + pos * (K + 1);
-    for (int r = 0; r <= K; ++r) acc_spline[r] += v[r] * go;
+    const T* gy_row = gy + pairs[2 * i + 1] * os + o0;
+    const T silu_value = s.silu_values[pos];
+    T values[K + 1];
+    for (int r = 0; r <= K; ++r) values[r] = s.basis_values[pos * (K + 1) + r];
+    for (int v = 0; v < NV; ++v) {
+      V go;
+      memcpy(&go, gy_row + v * kLanes, sizeof(V));
+      acc_base[v] += silu_value * go;
+      for (int r = 0; r <= K; ++r) acc_spline[r][v] += values[r] * go;
+    }
   }
-  V sum;
-  memcpy(&sum, grad_base + o0, sizeof(V));
-  sum += acc_base;
-  memcpy(grad_base + o0, &sum, sizeof(V));
-  for (int r = 0; r <= K; ++r) {
-    memcpy(&sum, grad_spline + r * os + o0, sizeof(V));
-    sum += acc_spline[r];
-    memcpy(grad_spline + r * os + o0, &sum, sizeof(V));
+  for (int v = 0; v < NV; ++v) {
+    V sum;
+    T* base = grad_base + o0 + v * kLanes;
+    memcpy(&sum, base, sizeof(V));
+    sum += acc_base[v];
+    memcpy(base, &sum, sizeof(V));
+    for (int r = 0; r <= K; ++r) {
+      T* spline = grad_spline + r * os + o0 + v * kLanes;
+      memcpy(&sum, spline, sizeof(V));
+      sum += acc_spline[r][v];
+      memcpy(spline, &sum, sizeof(V));
+    }
   }
 }
 
@@ -385,15 +423,16 @@ void weight_grad_impl(const WeightGradArgs<T>& a, int64_t begin, int64_t end,
   const int64_t os = a.layout.out_stride;
   const int64_t rows = a.layout.num_rows;
   const T inv_h = static_cast<T>(p.inv_h);
-  const Scratch<T> s = carve<T>(scratch_base, weight_grad_scratch(p, sizeof(T)));
+  const ScratchLayout layout = weight_grad_scratch(p, sizeof(T));
+  const Scratch<T> s = carve<T>(scratch_base, layout);
   const int64_t chunk_size = (p.batch + a.num_batch_chunks - 1) / a.num_batch_chunks;
   const int64_t buckets = p.num_intervals;
   const int64_t time_block = weight_grad_time_block(p);
-  const int64_t max_window = forward_window(p, time_block);
-  int64_t* order = s.index;              // [window] positions sorted by bucket
-  int64_t* start = order + max_window;   // [buckets + 1]
-  int64_t* cursor = start + buckets + 1; // [buckets + 1]
-  int64_t* pairs = cursor + buckets + 1; // [2 * window] (position, output time)
+  const int64_t batch_block = weight_grad_batch_block(p);
+  int64_t* order = s.index;                   // [positions] sorted by bucket
+  int64_t* start = order + layout.positions;  // [buckets + 1]
+  int64_t* cursor = start + buckets + 1;      // [buckets + 1]
+  int64_t* pairs = cursor + buckets + 1;      // [2 * positions] (position, grad_out row)
   constexpr int64_t kLanes = kVectorBytes / sizeof(T);  // os: a multiple of 64 bytes
 
   for (int64_t item = begin; item < end; ++item) {
@@ -404,26 +443,38 @@ void weight_grad_impl(const WeightGradArgs<T>& a, int64_t begin, int64_t end,
     T* grad_channel =
         a.packed_grad + (chunk * p.in_channels + cin) * p.kernel_size * rows * os;
 
-    for (int64_t b = chunk * chunk_size; b < b_end; ++b) {
+    // Work blocks: nb batch elements x nt output positions from (b0, t0); the windows of the
+    // nb elements lie end to end in the scratch, and their knot buckets are shared.
+    for (int64_t b0 = chunk * chunk_size; b0 < b_end; b0 += batch_block) {
+      const int64_t nb = b_end - b0 < batch_block ? b_end - b0 : batch_block;
       for (int64_t t0 = 0; t0 < p.out_length; t0 += time_block) {
         const int64_t nt = t0 + time_block < p.out_length ? time_block : p.out_length - t0;
         const int64_t window = forward_window(p, nt);
-        evaluate_basis<T, K>(a.x + (b * p.in_channels + cin) * p.length, p.length,
-                             t0 * p.stride - p.pad_left, window, a.knots, p.num_intervals, inv_h,
-                             os, s);
-        bucket_by_interval(s, window, os, buckets, order, start, cursor);
-        const T* gy_block = a.grad_out_t + ((b * p.groups + g) * p.out_length + t0) * os;
+        for (int64_t bl = 0; bl < nb; ++bl) {
+          evaluate_basis<T, K>(a.x + ((b0 + bl) * p.in_channels + cin) * p.length, p.length,
+                               t0 * p.stride - p.pad_left, window, a.knots, p.num_intervals,
+                               inv_h, os, batch_view<T, K>(s, bl, window));
+        }
+        bucket_by_interval(s, nb * window, os, buckets, order, start, cursor);
+        const int64_t row_stride = p.groups * p.out_length;  // grad_out rows per batch element
+        const T* gy_block = a.grad_out_t + ((b0 * p.groups + g) * p.out_length + t0) * os;
         for (int64_t j = 0; j < p.kernel_size; ++j) {
           T* grad_base = grad_channel + j * rows * os;
           for (int64_t m = 0; m < buckets; ++m) {
-            // Output time t0 + t reads window position t * stride + j * dilation.
-            const int64_t count = bucket_pairs(order, start[m], start[m + 1], j * p.dilation,
-                                               p.stride, nt, pairs);
+            // Output t0 + t of element bl reads window position t * stride + j * dilation.
+            const int64_t count =
+                bucket_pairs_blocked(order, start[m], start[m + 1], j * p.dilation, p.stride, nt,
+                                     window, row_stride, pairs);
             if (count == 0) continue;
             T* grad_spline = grad_base + (1 + m) * os;
-            for (int64_t o0 = 0; o0 < os; o0 += kLanes) {
-              weight_grad_bucket<T, K>(pairs, count, s, gy_block, os, o0, grad_base,
-                                       grad_spline);
+            int64_t o0 = 0;
+            for (; o0 + 4 * kLanes <= os; o0 += 4 * kLanes) {
+              weight_grad_bucket<T, K, 4>(pairs, count, s, gy_block, os, o0, grad_base,
+                                          grad_spline);
+            }
+            for (; o0 < os; o0 += kLanes) {
+              weight_grad_bucket<T, K, 1>(pairs, count, s, gy_block, os, o0, grad_base,
+                                          grad_spline);
             }
           }
         }
