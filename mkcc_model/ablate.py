@@ -238,6 +238,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--cache-dir", type=Path, default=None)
     parser.add_argument("--demo-actors", type=int, default=24)
+    parser.add_argument(
+        "--on-error",
+        choices=("skip", "fail"),
+        default="skip",
+        help="a broken data file: skip it (counted) or stop",
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--list", action="store_true", help="list the variants and exit")
     parser.add_argument("--no-progress", action="store_true")
@@ -266,6 +272,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         args.cache_dir or default_cache_dir(),
         demo_actors=args.demo_actors,
         progress=not args.no_progress,
+        on_error=args.on_error,
     )
     rows = run_ablation(
         features,

@@ -41,6 +41,7 @@ def evaluate_checkpoint(
     demo_actors: int = 24,
     progress: bool = True,
     run_info: dict | None = None,
+    on_error: str = "skip",
 ) -> dict:
     """Metrics of the checkpoint's model on ``split.val`` and ``split.test``, written to
     ``out/metrics.json`` and ``out/confusion.png`` and returned."""
@@ -55,6 +56,7 @@ def evaluate_checkpoint(
         FeatureConfig(**checkpoint["feature_config"]),
         demo_actors=demo_actors,
         progress=progress,
+        on_error=on_error,
     )
     _, val_set, test_set = features.split(split)
     for name, subset in (("val", val_set), ("test", test_set)):
@@ -131,6 +133,7 @@ def main(argv: list[str] | None = None) -> dict:
         demo_actors=args.demo_actors,
         progress=not args.no_progress,
         run_info={"data": args.data, "fold": args.fold, "n_folds": args.n_folds},
+        on_error=args.on_error,
     )
     print_summary(metrics, out, with_curves=False)
     seen = metrics["config"]["evaluated_actors_seen_in_training"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -73,20 +74,31 @@ def prepare_features(
     feature_config: FeatureConfig | None = None,
     demo_actors: int = 24,
     progress: bool = True,
+    on_error: str = "skip",
 ) -> FeatureSet:
     """Features of every usable clip. Under ``torch.distributed`` rank 0 generates and extracts
-    first (filling the cache) while the others wait, then they read the cache."""
+    first (filling the cache) while the others wait, then they read the cache. With
+    ``on_error="skip"`` the files that give no clip are counted on stderr (rank 0); with
+    ``"fail"`` the first broken file is an error naming it."""
     feature_config = feature_config or FeatureConfig()
     cache_dir = Path(cache_dir)
 
-    def load(show: bool) -> FeatureSet:
+    def load(show: bool, report: bool = True) -> FeatureSet:
         root = data_root(data, cache_dir, demo_actors)
-        return load_features(root, cache_dir / "features", feature_config, progress=show)
+        features = load_features(root, cache_dir / "features", feature_config, on_error, show)
+        if report and features.skipped:
+            first = features.skipped[0]
+            print(
+                f"data: {len(features.skipped)} files under {root} give no clip (first: "
+                f"{first.path}: {first.reason}); `mkcc-data summarize {root}` lists them all",
+                file=sys.stderr,
+            )
+        return features
 
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         features = load(progress) if dist.get_rank() == 0 else None
         dist.barrier()
-        return features if features is not None else load(False)
+        return features if features is not None else load(False, report=False)
     return load(progress)
 
 

@@ -473,6 +473,12 @@ def add_data_arguments(parser: argparse.ArgumentParser, data_required: bool = Tr
     group.add_argument(
         "--demo-actors", type=int, default=24, help="actors in the generated demo set"
     )
+    group.add_argument(
+        "--on-error",
+        choices=("skip", "fail"),
+        default="skip",
+        help="a broken data file: skip it (counted, listed by mkcc-data summarize) or stop",
+    )
 
 
 def split_from_args(args: argparse.Namespace) -> Split:
@@ -567,7 +573,11 @@ def main(argv: list[str] | None = None) -> dict:
         split = split_from_args(args)
         cache_dir = args.cache_dir or default_cache_dir()
         features = prepare_features(
-            args.data, cache_dir, demo_actors=args.demo_actors, progress=not args.no_progress
+            args.data,
+            cache_dir,
+            demo_actors=args.demo_actors,
+            progress=not args.no_progress,
+            on_error=args.on_error,
         )
         metrics = train(
             features,

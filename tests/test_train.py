@@ -15,7 +15,7 @@ import torch
 
 from mkcc_model import ablate, evaluate, train
 from mkcc_model.checkpoint import atomic_save, atomic_write_text, load_checkpoint
-from mkcc_model.data import EMOTIONS, explicit_split, load_features
+from mkcc_model.data import EMOTIONS, explicit_split, index_dataset, load_features, make_demo
 from mkcc_model.experiment import ensure_demo
 from mkcc_model.model import ModelConfig
 from mkcc_model.train import TrainConfig
@@ -316,3 +316,28 @@ def test_ddp_two_processes_one_epoch(cache_dir, features, tmp_path):
         "last.pt",
         "metrics.json",
     ]
+
+
+def test_broken_data_file_fails_naming_it_or_is_skipped_and_counted(tmp_path, capsys):
+    root = make_demo(tmp_path / "data", actors=DEMO_ACTORS)
+    wav = sorted(root.rglob("03-01-05-*-01.wav"))[0]
+    wav.write_bytes(wav.read_bytes()[:100])  # a truncated header
+    args = [
+        "--data",
+        str(root),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        *SPLIT_ARGS,
+        *TINY_ARGS,
+        "--epochs",
+        "1",
+        "--no-progress",
+    ]
+    with pytest.raises(ValueError, match=wav.name):
+        train.main([*args, "--on-error", "fail", "--out", str(tmp_path / "fail")])
+    capsys.readouterr()
+    train.main([*args, "--out", str(tmp_path / "skip")])
+    err = capsys.readouterr().err
+    skipped = index_dataset(root).skipped
+    assert any(Path(s.path).name == wav.name for s in skipped)
+    assert f"data: {len(skipped)} files under {root} give no clip" in err
