@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from bench.kan_bench import append_csv, percentile, time_step
 from mkcc_model.model import MKCC, ModelConfig
 
-PROVIDERS = ("cpu", "reference", "reference-compiled", "unfold", "cpu-compiled", "cnn")
+FUSED = ("cpu", "triton", "cuda")
+PROVIDERS = (*FUSED, "reference", "reference-compiled", "unfold", "cpu-compiled", "cnn")
 DEFAULT_PROVIDERS = ("cpu", "reference-compiled", "unfold")
 DEFAULT_CSV = Path("bench/results/model_step.csv")
 
@@ -112,9 +113,10 @@ def main(argv: list[str] | None = None) -> list[tuple[str, str, list[float]]]:
             flush=True,
         )
     medians = {provider: percentile(times, 0.5) for provider, _, times in rows}
-    for base in ("reference-compiled", "unfold"):
-        if base in medians and "cpu" in medians:
-            print(f"cpu vs {base}: {medians[base] / medians['cpu']:.2f}x")
+    for fused in (p for p in FUSED if p in medians):
+        for base in ("reference-compiled", "unfold"):
+            if base in medians:
+                print(f"{fused} vs {base}: {medians[base] / medians[fused]:.2f}x")
     if not args.no_csv:
         write_rows(args.csv, rows, args.device)
         print(f"appended to {args.csv}")
