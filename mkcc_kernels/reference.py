@@ -84,10 +84,18 @@ def kan_conv1d_reference(
     grid_size = spline_weight.shape[-1] - spline_order
     features = tap_features(x, grid_size, spline_order, grid_range)  # [B, C, T, F]
     num_features = features.shape[-1]
-    features = features.transpose(2, 3).reshape(batch, in_channels * num_features, length)
+    # contiguous(): with size-1 dimensions reshape can return a strided view, and the CPU
+    # convolution's backward rejects a non-contiguous weight.
+    features = (
+        features.transpose(2, 3).reshape(batch, in_channels * num_features, length).contiguous()
+    )
     weight = _tap_weights(base_weight, spline_weight)  # [C_out, Cg, k, F]
     out_channels, in_per_group, kernel_size, _ = weight.shape
-    weight = weight.transpose(2, 3).reshape(out_channels, in_per_group * num_features, kernel_size)
+    weight = (
+        weight.transpose(2, 3)
+        .reshape(out_channels, in_per_group * num_features, kernel_size)
+        .contiguous()
+    )
     if pad_left == pad_right:
         return F.conv1d(features, weight, None, stride, pad_left, dilation, groups)
     features = F.pad(features, (pad_left, pad_right))

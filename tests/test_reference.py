@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import mkcc_kernels
 from mkcc_kernels.reference import bspline_basis, kan_conv1d_reference, kan_conv1d_unfold
 
 from .helpers import assert_close
@@ -145,3 +146,19 @@ def test_padding_contributes_nothing():
     assert_close(padded[..., :1], edge, 1e-13, "left border")
     zero_padded_x = kan_conv1d_reference(F.pad(x, (1, 1)), base, spline, 1, 0, 0)
     assert (zero_padded_x[..., 0] - padded[..., 0]).abs().max() > 1e-3
+
+
+def test_reference_backward_with_size_one_dimensions():
+    """C_in = C_out = 1, T = 1, k = 3, "same": reshape gives strided views that the convolution's
+    backward would reject (found by the property tests)."""
+    x = torch.randn(1, 1, 1, dtype=torch.float64, requires_grad=True)
+    base = torch.randn(1, 1, 3, dtype=torch.float64, requires_grad=True)
+    spline = torch.randn(1, 1, 3, 2, dtype=torch.float64, requires_grad=True)
+    args = {"padding": "same", "spline_order": 1, "grid_range": (0.0, 1.0)}
+    out = mkcc_kernels.kan_conv1d(x, base, spline, backend="reference", **args)
+    grads = torch.autograd.grad(out.sum(), (x, base, spline))
+    expected = mkcc_kernels.kan_conv1d(x, base, spline, backend="cpu", **args)
+    expected_grads = torch.autograd.grad(expected.sum(), (x, base, spline))
+    assert torch.allclose(out, expected)
+    for grad, expected_grad in zip(grads, expected_grads):
+        assert torch.allclose(grad, expected_grad)
