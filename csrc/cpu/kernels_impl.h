@@ -109,35 +109,17 @@ void bucket_by_interval(const Scratch<T>& s, int64_t count, int64_t os, int64_t 
   }
 }
 
-// The (position, output index) pairs of one bucket for one tap: positions q = t * stride + shift
-// with 0 <= t < limit. Returns how many.
+// The (position, output row) pairs of one bucket for one tap: window positions q = t * stride +
+// shift with 0 <= t < limit. kBlocked: the positions are the windows of several batch elements
+// laid end to end, each `window` long, and element bl's output t is row bl * row_stride + t.
+// Returns how many.
+template <bool kBlocked>
 inline int64_t bucket_pairs(const int64_t* order, int64_t begin, int64_t end, int64_t shift,
-                            int64_t stride, int64_t limit, int64_t* pairs) {
+                            int64_t stride, int64_t limit, int64_t window, int64_t row_stride,
+                            int64_t* pairs) {
   int64_t count = 0;
   for (int64_t i = begin; i < end; ++i) {
-    int64_t t = order[i] - shift;
-    if (t < 0) continue;
-    if (stride != 1) {
-      if (t % stride != 0) continue;
-      t /= stride;
-    }
-    if (t >= limit) continue;
-    pairs[2 * count] = order[i];
-    pairs[2 * count + 1] = t;
-    ++count;
-  }
-  return count;
-}
-
-// Like bucket_pairs for the windows of several batch elements laid end to end (each `window`
-// positions long; element bl's outputs are rows bl * row_stride + t of grad_out): pairs of
-// (position, grad_out row).
-inline int64_t bucket_pairs_blocked(const int64_t* order, int64_t begin, int64_t end,
-                                    int64_t shift, int64_t stride, int64_t limit, int64_t window,
-                                    int64_t row_stride, int64_t* pairs) {
-  int64_t count = 0;
-  for (int64_t i = begin; i < end; ++i) {
-    const int64_t block = order[i] / window;
+    const int64_t block = kBlocked ? order[i] / window : 0;
     int64_t t = order[i] - block * window - shift;
     if (t < 0) continue;
     if (stride != 1) {
@@ -288,8 +270,9 @@ void forward_impl(const ForwardArgs<T>& a, int64_t begin, int64_t end, void* scr
       for (int64_t j = 0; j < p.kernel_size; ++j) {
         const T* w_tap = w_channel + j * rows * os;
         for (int64_t m = 0; m < buckets; ++m) {
-          const int64_t count = bucket_pairs(order, start[m], start[m + 1], j * p.dilation,
-                                             p.stride, nt, pairs);
+          const int64_t count = bucket_pairs<false>(order, start[m], start[m + 1],
+                                                    j * p.dilation, p.stride, nt, window, 0,
+                                                    pairs);
           if (count == 0) continue;
           const T* w_spline = w_tap + (1 + m) * os;
           int64_t o0 = 0;
@@ -463,8 +446,8 @@ void weight_grad_impl(const WeightGradArgs<T>& a, int64_t begin, int64_t end,
           for (int64_t m = 0; m < buckets; ++m) {
             // Output t0 + t of element bl reads window position t * stride + j * dilation.
             const int64_t count =
-                bucket_pairs_blocked(order, start[m], start[m + 1], j * p.dilation, p.stride, nt,
-                                     window, row_stride, pairs);
+                bucket_pairs<true>(order, start[m], start[m + 1], j * p.dilation, p.stride, nt,
+                                   window, row_stride, pairs);
             if (count == 0) continue;
             T* grad_spline = grad_base + (1 + m) * os;
             int64_t o0 = 0;
