@@ -63,6 +63,20 @@ def _tap_weights(base_weight: Tensor, spline_weight: Tensor) -> Tensor:
     return torch.cat([base_weight.unsqueeze(-1), spline_weight], dim=-1)
 
 
+def _standard_strides(t: Tensor) -> Tensor:
+    """``t`` with row-major strides, copied only when its strides differ. With size-1
+    dimensions reshape can return a view whose strides make the convolution pick channels-last
+    (``contiguous()`` keeps such strides: the tensor counts as contiguous), and the fp64 CPU
+    convolution's backward then fails (found by the property tests)."""
+    expected, step = [], 1
+    for size in reversed(t.shape):
+        expected.append(step)
+        step *= size
+    if list(t.stride()) == expected[::-1]:
+        return t
+    return t.clone(memory_format=torch.contiguous_format)
+
+
 def kan_conv1d_reference(
     x: Tensor,
     base_weight: Tensor,
@@ -84,17 +98,13 @@ def kan_conv1d_reference(
     grid_size = spline_weight.shape[-1] - spline_order
     features = tap_features(x, grid_size, spline_order, grid_range)  # [B, C, T, F]
     num_features = features.shape[-1]
-    # contiguous(): with size-1 dimensions reshape can return a strided view, and the CPU
-    # convolution's backward rejects a non-contiguous weight.
-    features = (
-        features.transpose(2, 3).reshape(batch, in_channels * num_features, length).contiguous()
+    features = _standard_strides(
+        features.transpose(2, 3).reshape(batch, in_channels * num_features, length)
     )
     weight = _tap_weights(base_weight, spline_weight)  # [C_out, Cg, k, F]
     out_channels, in_per_group, kernel_size, _ = weight.shape
-    weight = (
-        weight.transpose(2, 3)
-        .reshape(out_channels, in_per_group * num_features, kernel_size)
-        .contiguous()
+    weight = _standard_strides(
+        weight.transpose(2, 3).reshape(out_channels, in_per_group * num_features, kernel_size)
     )
     if pad_left == pad_right:
         return F.conv1d(features, weight, None, stride, pad_left, dilation, groups)

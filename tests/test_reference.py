@@ -148,13 +148,18 @@ def test_padding_contributes_nothing():
     assert (zero_padded_x[..., 0] - padded[..., 0]).abs().max() > 1e-3
 
 
-def test_reference_backward_with_size_one_dimensions():
-    """C_in = C_out = 1, T = 1, k = 3, "same": reshape gives strided views that the convolution's
-    backward would reject (found by the property tests)."""
-    x = torch.randn(1, 1, 1, dtype=torch.float64, requires_grad=True)
-    base = torch.randn(1, 1, 3, dtype=torch.float64, requires_grad=True)
-    spline = torch.randn(1, 1, 3, 2, dtype=torch.float64, requires_grad=True)
-    args = {"padding": "same", "spline_order": 1, "grid_range": (0.0, 1.0)}
+@pytest.mark.parametrize(
+    "channels, groups, k, conv",
+    [(1, 1, 3, {"padding": "same"}), (2, 2, 2, {"padding": 1})],
+    ids=["same-k3", "groups2-k2"],
+)
+def test_reference_backward_with_size_one_dimensions(channels, groups, k, conv):
+    """T = 1 and one channel per group: reshape gives views with odd strides on size-1
+    dimensions, which made the fp64 convolution's backward fail (found by the property tests)."""
+    x = torch.randn(1, channels, 1, dtype=torch.float64, requires_grad=True)
+    base = torch.randn(channels, 1, k, dtype=torch.float64, requires_grad=True)
+    spline = torch.randn(channels, 1, k, 2, dtype=torch.float64, requires_grad=True)
+    args = {**conv, "groups": groups, "spline_order": 1, "grid_range": (0.0, 1.0)}
     out = mkcc_kernels.kan_conv1d(x, base, spline, backend="reference", **args)
     grads = torch.autograd.grad(out.sum(), (x, base, spline))
     expected = mkcc_kernels.kan_conv1d(x, base, spline, backend="cpu", **args)
