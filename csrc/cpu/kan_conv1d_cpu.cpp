@@ -18,6 +18,8 @@ namespace {
 // smaller tiles when that leaves too few items for the threads.
 constexpr int64_t kMaxTimeTile = 64;
 constexpr int64_t kMinTimeTile = 16;
+// Output positions per forward work item when it blocks several batch elements (short outputs).
+constexpr int64_t kMaxBatchPositions = 128;
 
 void check_cpu_dtype(const at::Tensor& x) {
   TORCH_CHECK_TYPE(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
@@ -58,6 +60,57 @@ void run_weight_grad(const Args& a, int64_t begin, int64_t end, void* scratch) {
   }
 }
 
+// Weights packed for the kernels (layout: PackedLayout in mkcc/params.h), written by a loop over
+// (group, input channel) items: each item reads its k * (G + K) spline values per output
+// channel contiguously and fills its [k][num_rows][out_stride] block (zero rows and lanes
+// included) once. (The strided ATen copies this replaces cost ~20 % of a short forward.)
+at::Tensor pack_weights_cpu(const at::Tensor& base_weight, const at::Tensor& spline_weight,
+                            const KanConv1dParams& p, const PackedLayout& layout,
+                            at::ScalarType dtype) {
+  const auto base = base_weight.to(dtype).contiguous();      // [C_out, Cg, k]
+  const auto spline = spline_weight.to(dtype).contiguous();  // [C_out, Cg, k, S]
+  auto packed = at::empty(
+      {p.groups, p.in_per_group, p.kernel_size, layout.num_rows, layout.out_stride},
+      base_weight.options().dtype(dtype));
+  const int64_t S = p.grid_size + p.spline_order;
+  const int64_t K = p.spline_order;
+  const int64_t k = p.kernel_size;
+  const int64_t rows = layout.num_rows;
+  const int64_t os = layout.out_stride;
+  const int64_t cog = p.out_per_group;
+  const int64_t cg = p.in_per_group;
+  AT_DISPATCH_FLOATING_TYPES(dtype, "pack_weights_cpu", [&] {
+    const scalar_t* b = base.const_data_ptr<scalar_t>();
+    const scalar_t* w = spline.const_data_ptr<scalar_t>();
+    scalar_t* out = packed.mutable_data_ptr<scalar_t>();
+    at::parallel_for(0, p.groups * cg, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t item = begin; item < end; ++item) {
+        const int64_t g = item / cg;
+        const int64_t c = item % cg;
+        scalar_t* block = out + item * k * rows * os;
+        // zero rows (slots that are not basis functions) and the padded lanes
+        for (int64_t j = 0; j < k; ++j) {
+          scalar_t* tap = block + j * rows * os;
+          for (int64_t r = 0; r < rows; ++r) {
+            const bool zero_row = r >= 1 && (r < 1 + K || r >= 1 + K + S);
+            for (int64_t o = zero_row ? 0 : cog; o < os; ++o) tap[r * os + o] = scalar_t(0);
+          }
+        }
+        for (int64_t o = 0; o < cog; ++o) {
+          const int64_t src = ((g * cog + o) * cg + c) * k;
+          for (int64_t j = 0; j < k; ++j) {
+            scalar_t* tap = block + j * rows * os + o;
+            tap[0] = b[src + j];
+            const scalar_t* values = w + (src + j) * S;
+            for (int64_t i = 0; i < S; ++i) tap[(1 + K + i) * os] = values[i];
+          }
+        }
+      }
+    });
+  });
+  return packed;
+}
+
 // 64-byte aligned per-thread scratch (CPU allocations of ATen are 64-byte aligned).
 at::Tensor scratch_buffer(int64_t bytes) { return at::empty({std::max<int64_t>(bytes, 64)}, at::kByte); }
 
@@ -74,7 +127,7 @@ at::Tensor kan_conv1d_fwd_cpu(const at::Tensor& x, const at::Tensor& base_weight
 
   const auto x_contig = x.contiguous();
   const PackedLayout layout = packed_layout(p, kChannelAlign);
-  const auto packed = pack_weights(base_weight, spline_weight, p, layout, x.scalar_type());
+  const auto packed = pack_weights_cpu(base_weight, spline_weight, p, layout, x.scalar_type());
   const auto knots = make_knots(p, grid_lo, grid_hi, x.options());
 
   const int64_t threads = at::get_num_threads();
@@ -86,12 +139,13 @@ at::Tensor kan_conv1d_fwd_cpu(const at::Tensor& x, const at::Tensor& base_weight
   time_tile = time_block_for_window(p, time_tile);  // long strides: a bounded window
   const int64_t num_tiles = (p.out_length + time_tile - 1) / time_tile;
   // Short outputs: several batch elements per item, so that each input channel's weights are
-  // read once for up to kMaxTimeTile positions (while every thread still gets 4 items).
+  // read once for up to kMaxBatchPositions positions (while every thread still gets 2 items;
+  // measured in bench/NOTES.md: 8 elements of 15 positions 1.08x faster than 4).
   int64_t batch_block = 1;
-  if (num_tiles == 1 && !forward_uses_buckets(p, time_tile)) {
-    batch_block = std::max<int64_t>(1, kMaxTimeTile / time_tile);
+  if (num_tiles == 1 && !forward_uses_buckets(p, layout, time_tile, x.element_size())) {
+    batch_block = std::max<int64_t>(1, kMaxBatchPositions / time_tile);
     while (batch_block > 1 &&
-           p.groups * ((p.batch + batch_block - 1) / batch_block) < 4 * threads) {
+           p.groups * ((p.batch + batch_block - 1) / batch_block) < 2 * threads) {
       batch_block /= 2;
     }
   }
@@ -143,7 +197,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_conv1d_bwd_cpu(
 
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "kan_conv1d_bwd_cpu", [&] {
     if (input_grad) {
-      const auto packed = pack_weights(base_weight, spline_weight, p, layout, x.scalar_type());
+      const auto packed = pack_weights_cpu(base_weight, spline_weight, p, layout, x.scalar_type());
       InputGradArgs<scalar_t> a{p,
                                 layout,
                                 x_contig.const_data_ptr<scalar_t>(),

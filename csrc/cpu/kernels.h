@@ -84,8 +84,15 @@ static inline int64_t forward_window(const KanConv1dParams& p, int64_t time_tile
 // Knot-interval buckets pay (forward and weight gradient) when they hold several positions.
 constexpr int64_t kMinPositionsPerBucket = 4;
 
-static inline bool forward_uses_buckets(const KanConv1dParams& p, int64_t time_tile) {
-  return forward_window(p, time_tile) >= kMinPositionsPerBucket * p.num_intervals;
+// The forward uses them only for wide output rows (more than 12 vectors): up to that, per-position
+// register accumulators reading the weights from L1 are as fast or faster (measured in
+// bench/NOTES.md: 64 channels 1.3x, 128 channels 1.04-1.08x, 192 even, 256 channels 0.86x).
+constexpr int64_t kMaxPositionPathRowBytes = 12 * 64;
+
+static inline bool forward_uses_buckets(const KanConv1dParams& p, const PackedLayout& layout,
+                                        int64_t time_tile, int64_t element_size) {
+  return layout.out_stride * element_size > kMaxPositionPathRowBytes &&
+         forward_window(p, time_tile) >= kMinPositionsPerBucket * p.num_intervals;
 }
 
 static inline ScratchLayout forward_scratch(const KanConv1dParams& p, const PackedLayout& layout,

@@ -48,21 +48,43 @@ Scratch<T> carve(void* base, const ScratchLayout& s) {
   return out;
 }
 
-// silu and the non-zero basis values of x[first .. first + count) of one channel; positions
-// outside [0, length) get row_offset -1 (a padding tap: contributes nothing). Inputs outside
-// the grid get zero basis values on zero rows.
+// exp for the vectorized float basis loop: branch-free, so that the loop compiles to vector
+// code (libm's expf is a call). Cody-Waite reduction v = n ln 2 + r, |r| <= ln 2 / 2, and a
+// degree-7 Taylor polynomial (truncation < 1e-8 relative, about 1 ulp overall). Overflow gives
+// +inf and NaN stays NaN, as with expf; results below FLT_MIN are flushed towards 0 (silu only
+// adds them to 1).
+inline float exp_branch_free(float v) {
+  const bool overflow = v > 88.72283f;
+  const bool is_nan = v != v;
+  float c = v < -87.0f ? -87.0f : v;
+  c = c > 88.0f ? 88.0f : c;
+  c = is_nan ? 0.0f : c;
+  // n = round(c / ln 2), an integer in [-126, 127]; the shift keeps the truncation a floor
+  const int32_t whole = static_cast<int32_t>(c * 1.44269504088896341f + 128.5f) - 128;
+  const float n = static_cast<float>(whole);
+  const float r = (c - n * 0.693359375f) - n * -2.12194440e-4f;
+  float poly = 1.0f / 5040.0f;
+  poly = poly * r + 1.0f / 720.0f;
+  poly = poly * r + 1.0f / 120.0f;
+  poly = poly * r + 1.0f / 24.0f;
+  poly = poly * r + 1.0f / 6.0f;
+  poly = poly * r + 0.5f;
+  poly = poly * r + 1.0f;
+  poly = poly * r + 1.0f;
+  const float scale = __builtin_bit_cast(float, (whole + 127) << 23);  // 2^n
+  float result = poly * scale;
+  result = overflow ? __builtin_inff() : result;
+  return is_nan ? v : result;
+}
+
+// silu and the non-zero basis values of x[q] for q in [0, n) into scratch position q (every x[q]
+// inside the row), one position at a time with libm's exp.
 template <typename T, int K>
-void evaluate_basis(const T* x_row, int64_t length, int64_t first, int64_t count,
-                    const T* knots, int num_intervals, T inv_h, int64_t out_stride,
-                    const Scratch<T>& s) {
-  for (int64_t q = 0; q < count; ++q) {
-    const int64_t pos = first + q;
+inline void evaluate_basis_scalar(const T* x, int64_t n, const T* knots, int num_intervals,
+                                  T inv_h, int64_t out_stride, const Scratch<T>& s) {
+  for (int64_t q = 0; q < n; ++q) {
     T* values = s.basis_values + q * (K + 1);
-    if (pos < 0 || pos >= length) {
-      s.row_offset[q] = -1;
-      continue;
-    }
-    const T xv = x_row[pos];
+    const T xv = x[q];
     s.silu_values[q] = silu(xv, exp_of(-xv));
     const int m = knot_interval(xv, knots, num_intervals, inv_h);
     if (m < 0) {
@@ -73,6 +95,92 @@ void evaluate_basis(const T* x_row, int64_t length, int64_t first, int64_t count
       s.row_offset[q] = (1 + static_cast<int64_t>(m)) * out_stride;
     }
   }
+}
+
+template <int K>
+inline void evaluate_basis_range(const double* x, int64_t n, const double* knots,
+                                 int num_intervals, double inv_h, int64_t out_stride,
+                                 const Scratch<double>& s) {
+  evaluate_basis_scalar<double, K>(x, n, knots, num_intervals, inv_h, out_stride, s);
+}
+
+// float, grids of up to kTable - 1 intervals: the same values with no branches in the loop body,
+// so that it runs as vector code. The interval is found by counting the inner knots at or below
+// x (exactly the half-open test of knot_interval, with no table lookups by index); `table` holds
+// the knots padded with +inf to kTable entries.
+template <int K, int kTable>
+inline void evaluate_basis_vector(const float* x, int64_t n, const float* table,
+                                  int num_intervals, float inv_h, int64_t out_stride,
+                                  const Scratch<float>& s) {
+  const float lo = table[0];
+  const float hi = table[num_intervals];
+  float knot[kTable];
+  for (int i = 0; i < kTable; ++i) knot[i] = table[i];
+#pragma GCC ivdep
+  for (int64_t q = 0; q < n; ++q) {
+    const float xv = x[q];
+    s.silu_values[q] = xv / (1.0f + exp_branch_free(-xv));
+    const bool inside = (xv >= lo) & (xv < hi);  // false for NaN
+    int m = 0;
+    float left = lo;
+    for (int i = 1; i < kTable - 1; ++i) {  // knot[i] = +inf past the last inner knot
+      const bool above = xv >= knot[i];
+      m += static_cast<int>(above);
+      left = above ? knot[i] : left;
+    }
+    float values[K + 1];
+    bspline_values<K>((xv - left) * inv_h, values);
+    for (int r = 0; r <= K; ++r) s.basis_values[q * (K + 1) + r] = inside ? values[r] : 0.0f;
+    // outside the grid: rows 1..K+1, finite weights times zero
+    s.row_offset[q] = (1 + static_cast<int64_t>(inside ? m : 0)) * out_stride;
+  }
+}
+
+template <int K>
+inline void evaluate_basis_range(const float* x, int64_t n, const float* knots,
+                                 int num_intervals, float inv_h, int64_t out_stride,
+                                 const Scratch<float>& s) {
+  if (num_intervals > 15) {
+    evaluate_basis_scalar<float, K>(x, n, knots, num_intervals, inv_h, out_stride, s);
+    return;
+  }
+  float table[16];
+  for (int i = 0; i < 16; ++i) table[i] = i <= num_intervals ? knots[i] : __builtin_inff();
+  evaluate_basis_vector<K, 16>(x, n, table, num_intervals, inv_h, out_stride, s);
+}
+
+// silu and the non-zero basis values of x[first .. first + count) of one channel, stored at
+// scratch positions 0 .. count. Positions outside [0, length) (padding taps) contribute nothing:
+// either row_offset -1 (callers skip them), or zero features on the zero-basis rows, so that a
+// loop without the check adds zero times finite weights. Inputs outside the grid get zero basis
+// values on those rows.
+template <typename T, int K>
+void evaluate_basis(const T* x_row, int64_t length, int64_t first, int64_t count,
+                    const T* knots, int num_intervals, T inv_h, int64_t out_stride,
+                    const Scratch<T>& s, bool zero_features_for_padding = false) {
+  int64_t begin = first < 0 ? -first : 0;
+  int64_t end = length - first < count ? length - first : count;
+  if (begin > count) begin = count;
+  if (end < begin) end = begin;
+  for (int64_t q = 0; q < count; ++q) {
+    if (q == begin) q = end;
+    if (q >= count) break;
+    if (zero_features_for_padding) {
+      s.silu_values[q] = T(0);
+      for (int r = 0; r <= K; ++r) s.basis_values[q * (K + 1) + r] = T(0);
+      s.row_offset[q] = out_stride;
+    } else {
+      s.row_offset[q] = -1;
+    }
+  }
+  if (end == begin) return;
+  // Scratch position q holds x_row[first + q].
+  Scratch<T> inner = s;
+  inner.silu_values += begin;
+  inner.basis_values += begin * (K + 1);
+  inner.row_offset += begin;
+  evaluate_basis_range<K>(x_row + (first + begin), end - begin, knots, num_intervals, inv_h,
+                          out_stride, inner);
 }
 
 // One 64-byte vector of T (GCC vector extension: kept in registers, lowered to whatever vector
@@ -164,37 +272,73 @@ inline void forward_bucket(const int64_t* __restrict__ pairs, int64_t count, con
   }
 }
 
-// Forward of one output position t for NV vectors of output channels from o0, over every tap of
-// one input channel: the NV accumulators stay in registers, each tap adds silu * base row and
-// the K + 1 spline rows of its input's knot interval (weight rows read from L1).
-template <typename T, int K, int NV>
-inline void forward_position(const KanConv1dParams& p, const Scratch<T>& s,
-                             const T* __restrict__ w_channel, int64_t rows, int64_t os,
-                             int64_t t, int64_t o0, T* __restrict__ acc_row) {
+// Forward of NP consecutive output positions from t, NV vectors of output channels from o0, over
+// every tap of one input channel (padding taps have zero features: no check in the loop). NP * NV
+// accumulators stay in registers: enough independent chains that the FMAs' latency is hidden
+// (each accumulator takes K + 2 dependent FMAs per tap).
+template <typename T, int K, int NV, int NP>
+inline void forward_positions(const KanConv1dParams& p, const Scratch<T>& s,
+                              const T* __restrict__ w_channel, int64_t rows, int64_t os,
+                              int64_t t, int64_t o0, T* __restrict__ acc_rows) {
   using V = typename Vector<T>::type;
   constexpr int kLanes = kVectorBytes / sizeof(T);
-  V acc[NV];
-  for (int v = 0; v < NV; ++v) memcpy(&acc[v], acc_row + o0 + v * kLanes, sizeof(V));
-  for (int64_t j = 0; j < p.kernel_size; ++j) {
-    const int64_t q = t * p.stride + j * p.dilation;
-    const int64_t row = s.row_offset[q];
-    if (row < 0) continue;
-    const T* w_tap = w_channel + j * rows * os + o0;
-    const T* w_spline = w_tap + row;
-    const T silu_value = s.silu_values[q];
-    T values[K + 1];
-    for (int r = 0; r <= K; ++r) values[r] = s.basis_values[q * (K + 1) + r];
+  V acc[NP][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < NP; ++i) {
+#pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) {
-      V w;
-      memcpy(&w, w_tap + v * kLanes, sizeof(V));
-      acc[v] += silu_value * w;
-      for (int r = 0; r <= K; ++r) {
-        memcpy(&w, w_spline + r * os + v * kLanes, sizeof(V));
-        acc[v] += values[r] * w;
+      memcpy(&acc[i][v], acc_rows + i * os + o0 + v * kLanes, sizeof(V));
+    }
+  }
+  const int64_t step = p.stride;
+  for (int64_t j = 0; j < p.kernel_size; ++j) {
+    const int64_t q0 = t * step + j * p.dilation;
+    const T* w_tap = w_channel + j * rows * os + o0;
+#pragma GCC unroll 16
+    for (int i = 0; i < NP; ++i) {
+      const int64_t q = q0 + i * step;
+      // One pointer per spline row, so that each vector is a constant displacement from it.
+      const T* w_row[K + 1];
+      w_row[0] = w_tap + s.row_offset[q];
+#pragma GCC unroll 8
+      for (int r = 1; r <= K; ++r) w_row[r] = w_row[r - 1] + os;
+      const T silu_value = s.silu_values[q];
+      const T* values = s.basis_values + q * (K + 1);
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) {
+        V w;
+        memcpy(&w, w_tap + v * kLanes, sizeof(V));
+        acc[i][v] += silu_value * w;
+#pragma GCC unroll 8
+        for (int r = 0; r <= K; ++r) {
+          memcpy(&w, w_row[r] + v * kLanes, sizeof(V));
+          acc[i][v] += values[r] * w;
+        }
       }
     }
   }
-  for (int v = 0; v < NV; ++v) memcpy(acc_row + o0 + v * kLanes, &acc[v], sizeof(V));
+#pragma GCC unroll 16
+  for (int i = 0; i < NP; ++i) {
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v) {
+      memcpy(acc_rows + i * os + o0 + v * kLanes, &acc[i][v], sizeof(V));
+    }
+  }
+}
+
+// Outputs [0, nt) of one batch element's tile, NV vectors of output channels from o0: NP
+// positions at a time, the rest one by one.
+template <typename T, int K, int NV, int NP>
+inline void forward_outputs(const KanConv1dParams& p, const Scratch<T>& s,
+                            const T* __restrict__ w_channel, int64_t rows, int64_t os,
+                            int64_t nt, int64_t o0, T* __restrict__ acc) {
+  int64_t t = 0;
+  for (; t + NP <= nt; t += NP) {
+    forward_positions<T, K, NV, NP>(p, s, w_channel, rows, os, t, o0, acc + t * os);
+  }
+  for (; t < nt; ++t) {
+    forward_positions<T, K, NV, 1>(p, s, w_channel, rows, os, t, o0, acc + t * os);
+  }
 }
 
 // The same scratch seen from the features of batch element `block` of a work item.
@@ -206,6 +350,7 @@ Scratch<T> batch_view(const Scratch<T>& s, int64_t block, int64_t window) {
   view.row_offset += block * window;
   return view;
 }
+
 
 template <typename T, int K>
 void forward_impl(const ForwardArgs<T>& a, int64_t begin, int64_t end, void* scratch_base) {
@@ -234,9 +379,9 @@ void forward_impl(const ForwardArgs<T>& a, int64_t begin, int64_t end, void* scr
     const int64_t first = t0 * p.stride - p.pad_left;
     const int64_t window = forward_window(p, nt);
     // Positions grouped by knot interval keep a bucket's weight rows in registers; that pays
-    // when buckets hold several positions (measured in bench/NOTES.md). The host blocks several
-    // batch elements per item only when they do not.
-    const bool use_buckets = nb == 1 && forward_uses_buckets(p, nt);
+    // for wide output rows when buckets hold several positions (see forward_uses_buckets). The
+    // host blocks several batch elements per item only when buckets are not used.
+    const bool use_buckets = nb == 1 && forward_uses_buckets(p, a.layout, nt, sizeof(T));
     memset(s.accumulator, 0, sizeof(T) * nb * nt * os);
 
     for (int64_t c = 0; c < p.in_per_group; ++c) {
@@ -245,23 +390,27 @@ void forward_impl(const ForwardArgs<T>& a, int64_t begin, int64_t end, void* scr
       for (int64_t bl = 0; bl < nb; ++bl) {
         evaluate_basis<T, K>(a.x + ((b0 + bl) * p.in_channels + cin) * p.length, p.length,
                              first, window, a.knots, p.num_intervals, inv_h, os,
-                             batch_view<T, K>(s, bl, window));
+                             batch_view<T, K>(s, bl, window), !use_buckets);
       }
       if (!use_buckets) {
-        // Few positions per knot interval: per output position, every tap with the
-        // accumulators in registers and the weight rows read from L1 (reused by the nb * nt
-        // positions of the item).
+        // Per output position, every tap with the accumulators in registers (NP positions at
+        // once, so that enough FMA chains are independent) and the weight rows read from L1
+        // (reused by the nb * nt positions of the item).
         for (int64_t bl = 0; bl < nb; ++bl) {
           const Scratch<T> sb = batch_view<T, K>(s, bl, window);
-          for (int64_t t = 0; t < nt; ++t) {
-            T* acc_row = s.accumulator + (bl * nt + t) * os;
-            int64_t o0 = 0;
-            for (; o0 + 8 * kLanes <= os; o0 += 8 * kLanes) {
-              forward_position<T, K, 8>(p, sb, w_channel, rows, os, t, o0, acc_row);
-            }
-            for (; o0 < os; o0 += kLanes) {
-              forward_position<T, K, 1>(p, sb, w_channel, rows, os, t, o0, acc_row);
-            }
+          T* acc = s.accumulator + bl * nt * os;
+          int64_t o0 = 0;
+          for (; o0 + 8 * kLanes <= os; o0 += 8 * kLanes) {
+            forward_outputs<T, K, 8, 2>(p, sb, w_channel, rows, os, nt, o0, acc);
+          }
+          for (; o0 + 4 * kLanes <= os; o0 += 4 * kLanes) {
+            forward_outputs<T, K, 4, 3>(p, sb, w_channel, rows, os, nt, o0, acc);
+          }
+          for (; o0 + 2 * kLanes <= os; o0 += 2 * kLanes) {
+            forward_outputs<T, K, 2, 6>(p, sb, w_channel, rows, os, nt, o0, acc);
+          }
+          for (; o0 < os; o0 += kLanes) {
+            forward_outputs<T, K, 1, 8>(p, sb, w_channel, rows, os, nt, o0, acc);
           }
         }
         continue;
