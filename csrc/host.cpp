@@ -166,14 +166,14 @@ at::Tensor transpose_grad_out(const at::Tensor& grad_out, const KanConv1dParams&
 }
 
 void unpack_weight_grad(const at::Tensor& packed_grad, const KanConv1dParams& p,
-                        at::Tensor& grad_base, at::Tensor& grad_spline) {
+                        int64_t first_spline_row, at::Tensor& grad_base, at::Tensor& grad_spline) {
   // [groups, Cg, k, rows, Cog] -> [groups, Cog, Cg, k(, G+K)]
   const auto total =
       packed_grad.reshape({p.groups, p.in_per_group, p.kernel_size, packed_grad.size(-2),
                            packed_grad.size(-1)})
           .narrow(4, 0, p.out_per_group);
   grad_base.copy_(total.select(3, 0).permute({0, 3, 1, 2}).reshape(grad_base.sizes()));
-  grad_spline.copy_(total.narrow(3, 1 + p.spline_order, p.grid_size + p.spline_order)
+  grad_spline.copy_(total.narrow(3, first_spline_row, p.grid_size + p.spline_order)
                         .permute({0, 4, 1, 2, 3})
                         .reshape(grad_spline.sizes()));
 }

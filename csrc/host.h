@@ -35,10 +35,10 @@ at::Tensor transpose_grad_out(const at::Tensor& grad_out, const KanConv1dParams&
                               const PackedLayout& layout, at::ScalarType dtype);
 
 // Writes a packed weight gradient (any shape ending in [C_in][k][num_rows][out_stride] with
-// C_in * k * num_rows * out_stride elements) into grad_base [C_out, Cg, k]
-// and grad_spline [C_out, Cg, k, G + K].
+// C_in * k * num_rows * out_stride elements; row 0 the base weight, row first_spline_row + i
+// spline function i) into grad_base [C_out, Cg, k] and grad_spline [C_out, Cg, k, G + K].
 void unpack_weight_grad(const at::Tensor& packed_grad, const KanConv1dParams& p,
-                        at::Tensor& grad_base, at::Tensor& grad_spline);
+                        int64_t first_spline_row, at::Tensor& grad_base, at::Tensor& grad_spline);
 
 // The outputs of kan_conv1d_bwd: new tensors (see new_output) for the gradients asked for, empty
 // [0] tensors for the others. For an empty batch the weight gradients are already zero.

@@ -60,10 +60,10 @@ void run_weight_grad(const Args& a, int64_t begin, int64_t end, void* scratch) {
   }
 }
 
-// Weights packed for the kernels (layout: PackedLayout in mkcc/params.h), written by a loop over
-// (group, input channel) items: each item reads its k * (G + K) spline values per output
-// channel contiguously and fills its [k][num_rows][out_stride] block (zero rows and lanes
-// included) once. (The strided ATen copies this replaces cost ~20 % of a short forward.)
+// Weights packed for the kernels (cpu_packed_layout), written by a loop over (group, input
+// channel) items: each item reads its k * (G + K) spline values per output channel contiguously
+// and fills its [k][num_rows][out_stride] block (padded lanes included) once. (The strided ATen
+// copies this replaces cost ~20 % of a short forward.)
 at::Tensor pack_weights_cpu(const at::Tensor& base_weight, const at::Tensor& spline_weight,
                             const KanConv1dParams& p, const PackedLayout& layout,
                             at::ScalarType dtype) {
@@ -73,9 +73,8 @@ at::Tensor pack_weights_cpu(const at::Tensor& base_weight, const at::Tensor& spl
       {p.groups, p.in_per_group, p.kernel_size, layout.num_rows, layout.out_stride},
       base_weight.options().dtype(dtype));
   const int64_t S = p.grid_size + p.spline_order;
-  const int64_t K = p.spline_order;
   const int64_t k = p.kernel_size;
-  const int64_t rows = layout.num_rows;
+  const int64_t rows = layout.num_rows;  // 1 + S
   const int64_t os = layout.out_stride;
   const int64_t cog = p.out_per_group;
   const int64_t cg = p.in_per_group;
@@ -88,13 +87,8 @@ at::Tensor pack_weights_cpu(const at::Tensor& base_weight, const at::Tensor& spl
         const int64_t g = item / cg;
         const int64_t c = item % cg;
         scalar_t* block = out + item * k * rows * os;
-        // zero rows (slots that are not basis functions) and the padded lanes
-        for (int64_t j = 0; j < k; ++j) {
-          scalar_t* tap = block + j * rows * os;
-          for (int64_t r = 0; r < rows; ++r) {
-            const bool zero_row = r >= 1 && (r < 1 + K || r >= 1 + K + S);
-            for (int64_t o = zero_row ? 0 : cog; o < os; ++o) tap[r * os + o] = scalar_t(0);
-          }
+        for (int64_t row = 0; row < k * rows; ++row) {  // padded lanes
+          for (int64_t o = cog; o < os; ++o) block[row * os + o] = scalar_t(0);
         }
         for (int64_t o = 0; o < cog; ++o) {
           const int64_t src = ((g * cog + o) * cg + c) * k;
@@ -102,7 +96,7 @@ at::Tensor pack_weights_cpu(const at::Tensor& base_weight, const at::Tensor& spl
             scalar_t* tap = block + j * rows * os + o;
             tap[0] = b[src + j];
             const scalar_t* values = w + (src + j) * S;
-            for (int64_t i = 0; i < S; ++i) tap[(1 + K + i) * os] = values[i];
+            for (int64_t i = 0; i < S; ++i) tap[(1 + i) * os] = values[i];
           }
         }
       }
@@ -126,7 +120,7 @@ at::Tensor kan_conv1d_fwd_cpu(const at::Tensor& x, const at::Tensor& base_weight
   if (out.numel() == 0) return out;
 
   const auto x_contig = x.contiguous();
-  const PackedLayout layout = packed_layout(p, kChannelAlign);
+  const PackedLayout layout = cpu_packed_layout(p);
   const auto packed = pack_weights_cpu(base_weight, spline_weight, p, layout, x.scalar_type());
   const auto knots = make_knots(p, grid_lo, grid_hi, x.options());
 
@@ -190,7 +184,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_conv1d_bwd_cpu(
   if (p.batch == 0 || (!input_grad && !weight_grad)) return {grad_x, grad_base, grad_spline};
 
   const auto x_contig = x.contiguous();
-  const PackedLayout layout = packed_layout(p, kChannelAlign);
+  const PackedLayout layout = cpu_packed_layout(p);
   const auto knots = make_knots(p, grid_lo, grid_hi, x.options());
   const auto grad_out_t = transpose_grad_out(grad_out, p, layout, x.scalar_type());
   const int64_t threads = at::get_num_threads();
@@ -231,7 +225,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_conv1d_bwd_cpu(
         auto scratch = scratch_buffer(bytes);
         run_weight_grad(a, begin, end, scratch.mutable_data_ptr());
       });
-      unpack_weight_grad(packed_grad.sum(0), p, grad_base, grad_spline);
+      unpack_weight_grad(packed_grad.sum(0), p, /*first_spline_row=*/1, grad_base, grad_spline);
     }
   });
   return {grad_x, grad_base, grad_spline};

@@ -14,13 +14,25 @@ namespace cpu {
 // Vector width the packed output-channel axis is padded to (one 64-byte line of fp32).
 constexpr int64_t kChannelAlign = 16;
 
+// The CPU kernels' packed weights: [groups][in_per_group][k][1 + G + K][out_stride], row 0 the
+// base weight, row 1 + i spline function i. Unlike the CUDA layout (PackedLayout's 1 + G + 3K
+// rows) there are no zero rows for the functions that do not exist near the ends of the grid:
+// the kernels clamp the first row and move the basis values with it (clamp_to_rows), which
+// keeps each tap's weights 40 % smaller (G = 5, K = 3) for L1 and for the packing.
+inline PackedLayout cpu_packed_layout(const KanConv1dParams& p) {
+  PackedLayout layout;
+  layout.num_rows = 1 + p.grid_size + p.spline_order;
+  layout.out_stride = (p.out_per_group + kChannelAlign - 1) / kChannelAlign * kChannelAlign;
+  return layout;
+}
+
 template <typename T>
 struct ForwardArgs {
   KanConv1dParams p;
   PackedLayout layout;
   const T* x;              // [B, C_in, T]
   const T* knots;          // [G + 2K + 1]
-  const T* packed_weight;  // [C_in][k][num_rows][out_stride]
+  const T* packed_weight;  // [C_in][k][num_rows][out_stride] (cpu_packed_layout)
   T* out;                  // [B, C_out, T_out]
   int64_t time_tile;       // output positions per work item
   int64_t num_time_tiles;

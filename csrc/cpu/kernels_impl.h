@@ -77,6 +77,35 @@ inline float exp_branch_free(float v) {
   return is_nan ? v : result;
 }
 
+// The CPU kernels' packed rows hold only the G + K basis functions (row 1 + i: function i; see
+// cpu_packed_layout). On knot interval m the K + 1 non-zero functions are m - K .. m, and within
+// K intervals of either end of the grid some of them do not exist. The first row is clamped to
+// [0, G - 1] and the K + 1 values move with it; values of functions that do not exist drop out,
+// and the rows that no value reaches get zero (finite weights times zero). Returns the clamped
+// first function. Branch-free, so that it stays inside vector loops.
+template <typename T, int K>
+inline int clamp_to_rows(int m, int grid_size, T* values) {
+  const int first = m - K;
+  int clamped = first > 0 ? first : 0;
+  clamped = clamped < grid_size - 1 ? clamped : grid_size - 1;
+  // The shift, in [-K, K], compared as T: with int comparisons GCC stops vectorizing the
+  // callers' loop for K >= 2.
+  const T shift = static_cast<T>(clamped - first);
+  T moved[K + 1];
+#pragma GCC unroll 8
+  for (int r = 0; r <= K; ++r) moved[r] = T(0);
+#pragma GCC unroll 8
+  for (int r = 0; r <= K; ++r) {
+#pragma GCC unroll 8
+    for (int from = 0; from <= K; ++from) {
+      moved[r] += (static_cast<T>(from - r) == shift) ? values[from] : T(0);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r <= K; ++r) values[r] = moved[r];
+  return clamped;
+}
+
 // silu and the non-zero basis values of x[q] for q in [0, n) into scratch position q (every x[q]
 // inside the row), one position at a time with libm's exp.
 template <typename T, int K>
@@ -92,7 +121,8 @@ inline void evaluate_basis_scalar(const T* x, int64_t n, const T* knots, int num
       s.row_offset[q] = out_stride;  // rows 1..K+1: finite weights times zero
     } else {
       bspline_values<K>((xv - knots[m]) * inv_h, values);
-      s.row_offset[q] = (1 + static_cast<int64_t>(m)) * out_stride;
+      const int first = clamp_to_rows<T, K>(m, num_intervals - 2 * K, values);
+      s.row_offset[q] = (1 + static_cast<int64_t>(first)) * out_stride;
     }
   }
 }
@@ -114,6 +144,7 @@ inline void evaluate_basis_vector(const float* x, int64_t n, const float* table,
                                   const Scratch<float>& s) {
   const float lo = table[0];
   const float hi = table[num_intervals];
+  const int grid_size = num_intervals - 2 * K;
   float knot[kTable];
   for (int i = 0; i < kTable; ++i) knot[i] = table[i];
 #pragma GCC ivdep
@@ -130,9 +161,10 @@ inline void evaluate_basis_vector(const float* x, int64_t n, const float* table,
     }
     float values[K + 1];
     bspline_values<K>((xv - left) * inv_h, values);
+    const int first = clamp_to_rows<float, K>(m, grid_size, values);
     for (int r = 0; r <= K; ++r) s.basis_values[q * (K + 1) + r] = inside ? values[r] : 0.0f;
     // outside the grid: rows 1..K+1, finite weights times zero
-    s.row_offset[q] = (1 + static_cast<int64_t>(inside ? m : 0)) * out_stride;
+    s.row_offset[q] = (1 + static_cast<int64_t>(inside ? first : 0)) * out_stride;
   }
 }
 
@@ -200,9 +232,10 @@ struct Vector<double> {
 
 constexpr int kVectorBytes = 64;
 
-// Counting sort of the positions q in [0, count) that are not padding taps by knot interval
-// (row_offset / out_stride - 1; inputs outside the grid share bucket 0, with zero basis values):
-// bucket m holds order[start[m] .. start[m + 1]). start and cursor hold num_intervals + 1.
+// Counting sort of the positions q in [0, count) that are not padding taps by their first spline
+// row (row_offset / out_stride - 1, in [0, G); inputs outside the grid share bucket 0, with
+// zero basis values): bucket m holds order[start[m] .. start[m + 1]). start and cursor hold
+// G + 1.
 template <typename T>
 void bucket_by_interval(const Scratch<T>& s, int64_t count, int64_t os, int64_t buckets,
                         int64_t* order, int64_t* start, int64_t* cursor) {
@@ -361,7 +394,7 @@ void forward_impl(const ForwardArgs<T>& a, int64_t begin, int64_t end, void* scr
       forward_scratch(p, a.layout, a.time_tile, a.batch_block, sizeof(T));
   const Scratch<T> s = carve<T>(scratch_base, layout);
   const T inv_h = static_cast<T>(p.inv_h);
-  const int64_t buckets = p.num_intervals;
+  const int64_t buckets = p.grid_size;  // first rows 0 .. G - 1
   const int64_t max_window = forward_window(p, a.time_tile);
   int64_t* order = s.index;                 // [window]
   int64_t* start = order + max_window;      // [buckets + 1]
@@ -478,7 +511,9 @@ void input_grad_impl(const InputGradArgs<T>& a, int64_t begin, int64_t end) {
       } else {
         T values[K + 1];
         bspline_values_and_derivatives<K>((xv - a.knots[m]) * inv_h, inv_h, values, derivative);
-        row = (1 + static_cast<int64_t>(m)) * os;
+        row = (1 + static_cast<int64_t>(
+                       clamp_to_rows<T, K>(m, static_cast<int>(p.grid_size), derivative))) *
+              os;
       }
       T acc[kLanes];
       for (int l = 0; l < kLanes; ++l) acc[l] = T(0);
@@ -558,7 +593,7 @@ void weight_grad_impl(const WeightGradArgs<T>& a, int64_t begin, int64_t end,
   const ScratchLayout layout = weight_grad_scratch(p, sizeof(T));
   const Scratch<T> s = carve<T>(scratch_base, layout);
   const int64_t chunk_size = (p.batch + a.num_batch_chunks - 1) / a.num_batch_chunks;
-  const int64_t buckets = p.num_intervals;
+  const int64_t buckets = p.grid_size;  // first rows 0 .. G - 1
   const int64_t time_block = weight_grad_time_block(p);
   const int64_t batch_block = weight_grad_batch_block(p);
   int64_t* order = s.index;                   // [positions] sorted by bucket

@@ -188,7 +188,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_conv1d_bwd_cuda(
                                  splits,
                                  rows_per_split};
       launch_weight_grad(a, stream);
-      unpack_weight_grad(partial.sum(0), p, grad_base, grad_spline);
+      unpack_weight_grad(partial.sum(0), p, 1 + p.spline_order, grad_base, grad_spline);
     }
   });
   return {grad_x, grad_base, grad_spline};
