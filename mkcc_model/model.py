@@ -126,7 +126,9 @@ class MultiScaleConvBlock(nn.Module):
 
     ``kan``: ``KANConv1d`` + BatchNorm (the layer is itself nonlinear). ``cnn``: ``nn.Conv1d`` +
     BatchNorm + ReLU, the same topology with a fixed activation. BatchNorm over the concatenation
-    is the same as one BatchNorm per scale (it normalizes every channel on its own).
+    is the same as one BatchNorm per scale (it normalizes every channel on its own). The
+    convolutions have no bias: BatchNorm subtracts every channel's mean, so a bias would get a
+    zero gradient (round-off only) and change nothing.
     """
 
     def __init__(
@@ -142,6 +144,7 @@ class MultiScaleConvBlock(nn.Module):
                 grid_size=config.grid_size,
                 spline_order=config.spline_order,
                 grid_range=config.grid_range,
+                bias=False,
                 backend=config.backend,
             )
             self.activation: nn.Module = nn.Identity()
@@ -161,7 +164,8 @@ class _MultiScaleConv1d(nn.Module):
     def __init__(self, in_channels: int, channels_per_scale: int, kernels: Sequence[int]) -> None:
         super().__init__()
         self.branches = nn.ModuleList(
-            nn.Conv1d(in_channels, channels_per_scale, k, padding="same") for k in kernels
+            nn.Conv1d(in_channels, channels_per_scale, k, padding="same", bias=False)
+            for k in kernels
         )
 
     def forward(self, x: Tensor) -> Tensor:

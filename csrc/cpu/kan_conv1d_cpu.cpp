@@ -39,13 +39,13 @@ void run_forward(const Args& a, int64_t begin, int64_t end, void* scratch) {
 }
 
 template <typename Args>
-void run_input_grad(const Args& a, int64_t begin, int64_t end) {
+void run_input_grad(const Args& a, int64_t begin, int64_t end, void* scratch) {
   switch (current_isa()) {
 #if defined(__x86_64__)
-    case Isa::avx512: avx512::input_grad(a, begin, end, nullptr); return;
-    case Isa::avx2: avx2::input_grad(a, begin, end, nullptr); return;
+    case Isa::avx512: avx512::input_grad(a, begin, end, scratch); return;
+    case Isa::avx2: avx2::input_grad(a, begin, end, scratch); return;
 #endif
-    default: generic::input_grad(a, begin, end, nullptr); return;
+    default: generic::input_grad(a, begin, end, scratch); return;
   }
 }
 
@@ -199,8 +199,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_conv1d_bwd_cpu(
                                 packed.const_data_ptr<scalar_t>(),
                                 grad_out_t.const_data_ptr<scalar_t>(),
                                 grad_x.mutable_data_ptr<scalar_t>()};
+      const int64_t bytes = input_grad_scratch(p, sizeof(scalar_t)).bytes;
       at::parallel_for(0, p.batch * p.in_channels, 1, [&](int64_t begin, int64_t end) {
-        run_input_grad(a, begin, end);
+        auto scratch = scratch_buffer(bytes);
+        run_input_grad(a, begin, end, scratch.mutable_data_ptr());
       });
     }
     if (weight_grad) {

@@ -130,9 +130,19 @@ static inline int64_t time_block_for_window(const KanConv1dParams& p, int64_t li
   return block > 0 ? block : 1;
 }
 
+// The input gradient evaluates silu', the basis derivatives and the row offsets of a row in chunks
+// of at most this many positions (per-thread scratch).
+constexpr int64_t kInputGradChunk = 1024;
+
+static inline ScratchLayout input_grad_scratch(const KanConv1dParams& p, int64_t element_size) {
+  const int64_t chunk = p.length < kInputGradChunk ? p.length : kInputGradChunk;
+  return scratch_layout(0, chunk > 0 ? chunk : 1, element_size);
+}
+
 // The weight gradient walks each channel in blocks of output positions; per block it sorts the
-// window's positions by knot interval: the sorted positions, bucket starts and cursors, and per
-// tap the (position, output time) pairs of a bucket.
+// window's positions by knot interval: the sorted positions, bucket starts and cursors, per tap
+// the (position, output time) pairs of a bucket, and per sorted position its place in its
+// element's window and that element's first output row.
 static inline int64_t weight_grad_time_block(const KanConv1dParams& p) {
   return time_block_for_window(p, p.out_length);
 }
@@ -150,7 +160,7 @@ static inline ScratchLayout weight_grad_scratch(const KanConv1dParams& p, int64_
   const int64_t positions =
       weight_grad_batch_block(p) * forward_window(p, weight_grad_time_block(p));
   return scratch_layout(0, positions, element_size,
-                        3 * positions + 2 * (static_cast<int64_t>(p.num_intervals) + 1));
+                        5 * positions + 2 * (static_cast<int64_t>(p.num_intervals) + 1));
 }
 
 // Work items: forward over (batch block, group, time tile); input gradient over (input channel,

@@ -181,6 +181,84 @@ inline void evaluate_basis_range(const float* x, int64_t n, const float* knots,
   evaluate_basis_vector<K, 16>(x, n, table, num_intervals, inv_h, out_stride, s);
 }
 
+// For the input gradient: silu'(x[q]) into silu_values, the K + 1 basis derivatives d/dx of the
+// input's rows into basis_values, and the row offset, for q in [0, n). One position at a time
+// with libm's exp (fp64, large grids).
+template <typename T, int K>
+inline void evaluate_derivatives_scalar(const T* x, int64_t n, const T* knots,
+                                        int num_intervals, T inv_h, int64_t out_stride,
+                                        const Scratch<T>& s) {
+  for (int64_t q = 0; q < n; ++q) {
+    T* derivative = s.basis_values + q * (K + 1);
+    const T xv = x[q];
+    s.silu_values[q] = silu_derivative(xv, exp_of(-xv));
+    const int m = knot_interval(xv, knots, num_intervals, inv_h);
+    if (m < 0) {
+      for (int r = 0; r <= K; ++r) derivative[r] = T(0);
+      s.row_offset[q] = out_stride;
+    } else {
+      T values[K + 1];
+      bspline_values_and_derivatives<K>((xv - knots[m]) * inv_h, inv_h, values, derivative);
+      const int first = clamp_to_rows<T, K>(m, num_intervals - 2 * K, derivative);
+      s.row_offset[q] = (1 + static_cast<int64_t>(first)) * out_stride;
+    }
+  }
+}
+
+// float, small grids: the same as vector code (see evaluate_basis_vector).
+template <int K, int kTable>
+inline void evaluate_derivatives_vector(const float* x, int64_t n, const float* table,
+                                        int num_intervals, float inv_h, int64_t out_stride,
+                                        const Scratch<float>& s) {
+  const float lo = table[0];
+  const float hi = table[num_intervals];
+  const int grid_size = num_intervals - 2 * K;
+  float knot[kTable];
+  for (int i = 0; i < kTable; ++i) knot[i] = table[i];
+#pragma GCC ivdep
+  for (int64_t q = 0; q < n; ++q) {
+    const float xv = x[q];
+    const float sig = 1.0f / (1.0f + exp_branch_free(-xv));
+    s.silu_values[q] = sig * (1.0f + xv * (1.0f - sig));
+    const bool inside = (xv >= lo) & (xv < hi);  // false for NaN
+    int m = 0;
+    float left = lo;
+    for (int i = 1; i < kTable - 1; ++i) {
+      const bool above = xv >= knot[i];
+      m += static_cast<int>(above);
+      left = above ? knot[i] : left;
+    }
+    float values[K + 1];
+    float derivative[K + 1];
+    bspline_values_and_derivatives<K>((xv - left) * inv_h, inv_h, values, derivative);
+    const int first = clamp_to_rows<float, K>(m, grid_size, derivative);
+    for (int r = 0; r <= K; ++r) {
+      s.basis_values[q * (K + 1) + r] = inside ? derivative[r] : 0.0f;
+    }
+    s.row_offset[q] = (1 + static_cast<int64_t>(inside ? first : 0)) * out_stride;
+  }
+}
+
+template <int K>
+inline void evaluate_derivatives(const double* x, int64_t n, const double* knots,
+                                 int num_intervals, double inv_h, int64_t out_stride,
+                                 const Scratch<double>& s) {
+  evaluate_derivatives_scalar<double, K>(x, n, knots, num_intervals, inv_h, out_stride, s);
+}
+
+template <int K>
+inline void evaluate_derivatives(const float* x, int64_t n, const float* knots,
+                                 int num_intervals, float inv_h, int64_t out_stride,
+                                 const Scratch<float>& s) {
+  if (num_intervals > 15) {
+    evaluate_derivatives_scalar<float, K>(x, n, knots, num_intervals, inv_h, out_stride, s);
+    return;
+  }
+  float table[16];
+  for (int i = 0; i < 16; ++i) table[i] = i <= num_intervals ? knots[i] : __builtin_inff();
+  evaluate_derivatives_vector<K, 16>(x, n, table, num_intervals, inv_h, out_stride, s);
+}
+
 // silu and the non-zero basis values of x[first .. first + count) of one channel, stored at
 // scratch positions 0 .. count. Positions outside [0, length) (padding taps) contribute nothing:
 // either row_offset -1 (callers skip them), or zero features on the zero-basis rows, so that a
@@ -239,29 +317,32 @@ constexpr int kVectorBytes = 64;
 template <typename T>
 void bucket_by_interval(const Scratch<T>& s, int64_t count, int64_t os, int64_t buckets,
                         int64_t* order, int64_t* start, int64_t* cursor) {
+  // row_offset / os by a multiplication (exact for these small integers; an integer division
+  // per position was a visible part of the weight gradient)
+  const double inv_os = 1.0 / static_cast<double>(os);
   for (int64_t m = 0; m <= buckets; ++m) start[m] = 0;
   for (int64_t q = 0; q < count; ++q) {
-    if (s.row_offset[q] >= 0) ++start[s.row_offset[q] / os];
+    if (s.row_offset[q] >= 0) {
+      ++start[static_cast<int64_t>(static_cast<double>(s.row_offset[q]) * inv_os + 0.5)];
+    }
   }
   for (int64_t m = 1; m <= buckets; ++m) start[m] += start[m - 1];
   for (int64_t m = 0; m < buckets; ++m) cursor[m] = start[m];
   for (int64_t q = 0; q < count; ++q) {
-    if (s.row_offset[q] >= 0) order[cursor[s.row_offset[q] / os - 1]++] = q;
+    if (s.row_offset[q] >= 0) {
+      const int64_t row = static_cast<int64_t>(static_cast<double>(s.row_offset[q]) * inv_os + 0.5);
+      order[cursor[row - 1]++] = q;
+    }
   }
 }
 
 // The (position, output row) pairs of one bucket for one tap: window positions q = t * stride +
-// shift with 0 <= t < limit. kBlocked: the positions are the windows of several batch elements
-// laid end to end, each `window` long, and element bl's output t is row bl * row_stride + t.
-// Returns how many.
-template <bool kBlocked>
+// shift with 0 <= t < limit, output row t. Returns how many.
 inline int64_t bucket_pairs(const int64_t* order, int64_t begin, int64_t end, int64_t shift,
-                            int64_t stride, int64_t limit, int64_t window, int64_t row_stride,
-                            int64_t* pairs) {
+                            int64_t stride, int64_t limit, int64_t* pairs) {
   int64_t count = 0;
   for (int64_t i = begin; i < end; ++i) {
-    const int64_t block = kBlocked ? order[i] / window : 0;
-    int64_t t = order[i] - block * window - shift;
+    int64_t t = order[i] - shift;
     if (t < 0) continue;
     if (stride != 1) {
       if (t % stride != 0) continue;
@@ -269,7 +350,30 @@ inline int64_t bucket_pairs(const int64_t* order, int64_t begin, int64_t end, in
     }
     if (t >= limit) continue;
     pairs[2 * count] = order[i];
-    pairs[2 * count + 1] = block * row_stride + t;
+    pairs[2 * count + 1] = t;
+    ++count;
+  }
+  return count;
+}
+
+// The same when the positions are the windows of several batch elements laid end to end, each
+// `window` long: sorted entry i is position `local[i]` of the window of the element whose output
+// rows start at `first_row[i]` (both computed once per block, not per tap).
+inline int64_t bucket_pairs_blocked(const int64_t* order, const int64_t* local,
+                                    const int64_t* first_row, int64_t begin, int64_t end,
+                                    int64_t shift, int64_t stride, int64_t limit,
+                                    int64_t* pairs) {
+  int64_t count = 0;
+  for (int64_t i = begin; i < end; ++i) {
+    int64_t t = local[i] - shift;
+    if (t < 0) continue;
+    if (stride != 1) {
+      if (t % stride != 0) continue;
+      t /= stride;
+    }
+    if (t >= limit) continue;
+    pairs[2 * count] = order[i];
+    pairs[2 * count + 1] = first_row[i] + t;
     ++count;
   }
   return count;
@@ -452,9 +556,8 @@ void forward_impl(const ForwardArgs<T>& a, int64_t begin, int64_t end, void* scr
       for (int64_t j = 0; j < p.kernel_size; ++j) {
         const T* w_tap = w_channel + j * rows * os;
         for (int64_t m = 0; m < buckets; ++m) {
-          const int64_t count = bucket_pairs<false>(order, start[m], start[m + 1],
-                                                    j * p.dilation, p.stride, nt, window, 0,
-                                                    pairs);
+          const int64_t count = bucket_pairs(order, start[m], start[m + 1], j * p.dilation,
+                                             p.stride, nt, pairs);
           if (count == 0) continue;
           const T* w_spline = w_tap + (1 + m) * os;
           int64_t o0 = 0;
@@ -480,13 +583,96 @@ void forward_impl(const ForwardArgs<T>& a, int64_t begin, int64_t end, void* scr
   }
 }
 
+// Input gradient of NP consecutive input positions whose every tap reads an output (stride 1),
+// NV vectors of output channels from o0: per tap, the coefficient silu'(x) * base row + sum_r
+// B_r'(x) * spline row r times grad_out, summed in registers and added to dx once.
+// kChecked (NP = 1): any position and stride; taps that read no output are skipped.
+template <typename T, int K, int NV, int NP, bool kChecked = false>
+inline void input_grad_positions(const KanConv1dParams& p, const Scratch<T>& s,
+                                 const T* __restrict__ w_channel, int64_t rows, int64_t os,
+                                 const T* __restrict__ gy_group, int64_t pos, int64_t q,
+                                 int64_t o0, T* __restrict__ dx) {
+  using V = typename Vector<T>::type;
+  constexpr int kLanes = kVectorBytes / sizeof(T);
+  V acc[NP][2];
+#pragma GCC unroll 16
+  for (int i = 0; i < NP; ++i) acc[i][0] = acc[i][1] = V{};
+  for (int64_t j = 0; j < p.kernel_size; ++j) {
+    int64_t t = pos + p.pad_left - j * p.dilation;
+    if (kChecked) {
+      t = tap_output(p, pos, j);
+      if (t == -2) break;
+      if (t < 0) continue;
+    }
+    const T* w_tap = w_channel + j * rows * os + o0;
+    const T* gy_tap = gy_group + t * os + o0;
+#pragma GCC unroll 16
+    for (int i = 0; i < NP; ++i) {
+      const T* w_row[K + 1];
+      w_row[0] = w_tap + s.row_offset[q + i];
+#pragma GCC unroll 8
+      for (int r = 1; r <= K; ++r) w_row[r] = w_row[r - 1] + os;
+      const T silu_grad = s.silu_values[q + i];
+      const T* derivative = s.basis_values + (q + i) * (K + 1);
+      const T* gy = gy_tap + i * os;
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) {
+        V w;
+        memcpy(&w, w_tap + v * kLanes, sizeof(V));
+        V coef = silu_grad * w;
+#pragma GCC unroll 8
+        for (int r = 0; r <= K; ++r) {
+          memcpy(&w, w_row[r] + v * kLanes, sizeof(V));
+          coef += derivative[r] * w;
+        }
+        V g;
+        memcpy(&g, gy + v * kLanes, sizeof(V));
+        acc[i][v & 1] += coef * g;
+      }
+    }
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < NP; ++i) {
+    const V sum = acc[i][0] + acc[i][1];
+    T total = T(0);
+    for (int l = 0; l < kLanes; ++l) total += sum[l];
+    dx[i] += total;
+  }
+}
+
+// Positions [begin, end) of a chunk (scratch index = position - chunk_start), NV vectors of
+// output channels from o0: NP positions at a time, the rest one by one.
+template <typename T, int K, int NV, int NP>
+inline void input_grad_run(const KanConv1dParams& p, const Scratch<T>& s,
+                           const T* __restrict__ w_channel, int64_t rows, int64_t os,
+                           const T* __restrict__ gy_group, int64_t chunk_start, int64_t begin,
+                           int64_t end, int64_t o0, T* __restrict__ dx_row) {
+  int64_t pos = begin;
+  for (; pos + NP <= end; pos += NP) {
+    input_grad_positions<T, K, NV, NP>(p, s, w_channel, rows, os, gy_group, pos,
+                                       pos - chunk_start, o0, dx_row + pos);
+  }
+  for (; pos < end; ++pos) {
+    input_grad_positions<T, K, NV, 1>(p, s, w_channel, rows, os, gy_group, pos,
+                                      pos - chunk_start, o0, dx_row + pos);
+  }
+}
+
 template <typename T, int K>
-void input_grad_impl(const InputGradArgs<T>& a, int64_t begin, int64_t end) {
+void input_grad_impl(const InputGradArgs<T>& a, int64_t begin, int64_t end,
+                     void* scratch_base) {
   const KanConv1dParams& p = a.p;
   const int64_t os = a.layout.out_stride;
   const int64_t rows = a.layout.num_rows;
   const T inv_h = static_cast<T>(p.inv_h);
-  constexpr int kLanes = 64 / sizeof(T);
+  constexpr int kLanes = kVectorBytes / sizeof(T);
+  const ScratchLayout layout = input_grad_scratch(p, sizeof(T));
+  const Scratch<T> s = carve<T>(scratch_base, layout);
+  const int64_t chunk = layout.positions;
+  // Input positions every tap of which reads an output (stride 1): no checks there.
+  const int64_t span = (p.kernel_size - 1) * p.dilation;
+  const int64_t full_begin = p.stride == 1 ? (span - p.pad_left > 0 ? span - p.pad_left : 0) : 0;
+  const int64_t full_end = p.stride == 1 ? p.out_length - p.pad_left : 0;
 
   // Items run over the batch fastest, so that consecutive items of a thread read the same
   // input channel's weights (from L1/L2).
@@ -499,42 +685,43 @@ void input_grad_impl(const InputGradArgs<T>& a, int64_t begin, int64_t end) {
     const T* w_channel = a.packed_weight + cin * p.kernel_size * rows * os;
     const T* gy_group = a.grad_out_t + (b * p.groups + g) * p.out_length * os;
 
-    for (int64_t pos = 0; pos < p.length; ++pos) {
-      const T xv = x_row[pos];
-      const T silu_grad = silu_derivative(xv, exp_of(-xv));
-      T derivative[K + 1];
-      int64_t row;
-      const int m = knot_interval(xv, a.knots, p.num_intervals, inv_h);
-      if (m < 0) {
-        for (int r = 0; r <= K; ++r) derivative[r] = T(0);
-        row = os;
-      } else {
-        T values[K + 1];
-        bspline_values_and_derivatives<K>((xv - a.knots[m]) * inv_h, inv_h, values, derivative);
-        row = (1 + static_cast<int64_t>(
-                       clamp_to_rows<T, K>(m, static_cast<int>(p.grid_size), derivative))) *
-              os;
-      }
-      T acc[kLanes];
-      for (int l = 0; l < kLanes; ++l) acc[l] = T(0);
-      for (int64_t j = 0; j < p.kernel_size; ++j) {
-        const int64_t t = tap_output(p, pos, j);
-        if (t == -2) break;
-        if (t < 0) continue;
-        const T* __restrict__ gy = gy_group + t * os;
-        const T* __restrict__ base = w_channel + j * rows * os;
-        const T* __restrict__ spline = base + row;
-        for (int64_t o = 0; o < os; o += kLanes) {
-          for (int l = 0; l < kLanes; ++l) {
-            T coef = silu_grad * base[o + l];
-            for (int r = 0; r <= K; ++r) coef += derivative[r] * spline[r * os + o + l];
-            acc[l] += coef * gy[o + l];
-          }
+    for (int64_t c0 = 0; c0 < p.length; c0 += chunk) {
+      const int64_t n = p.length - c0 < chunk ? p.length - c0 : chunk;
+      evaluate_derivatives<K>(x_row + c0, n, a.knots, p.num_intervals, inv_h, os, s);
+      for (int64_t q = 0; q < n; ++q) dx_row[c0 + q] = T(0);
+      int64_t lo = full_begin > c0 ? full_begin : c0;
+      int64_t hi = full_end < c0 + n ? full_end : c0 + n;
+      if (hi < lo) hi = lo;
+      if (hi > lo) {
+        int64_t o0 = 0;
+        for (; o0 + 8 * kLanes <= os; o0 += 8 * kLanes) {
+          input_grad_run<T, K, 8, 2>(p, s, w_channel, rows, os, gy_group, c0, lo, hi, o0, dx_row);
+        }
+        for (; o0 + 4 * kLanes <= os; o0 += 4 * kLanes) {
+          input_grad_run<T, K, 4, 3>(p, s, w_channel, rows, os, gy_group, c0, lo, hi, o0, dx_row);
+        }
+        for (; o0 + 2 * kLanes <= os; o0 += 2 * kLanes) {
+          input_grad_run<T, K, 2, 4>(p, s, w_channel, rows, os, gy_group, c0, lo, hi, o0, dx_row);
+        }
+        for (; o0 < os; o0 += kLanes) {
+          input_grad_run<T, K, 1, 8>(p, s, w_channel, rows, os, gy_group, c0, lo, hi, o0, dx_row);
         }
       }
-      T total = T(0);
-      for (int l = 0; l < kLanes; ++l) total += acc[l];
-      dx_row[pos] = total;
+      // The other positions (near the ends, or any stride): each tap checked.
+      for (int64_t pos = c0; pos < c0 + n; ++pos) {
+        if (pos == lo && hi > lo) pos = hi;
+        if (pos >= c0 + n) break;
+        const int64_t q = pos - c0;
+        int64_t o0 = 0;
+        for (; o0 + 8 * kLanes <= os; o0 += 8 * kLanes) {
+          input_grad_positions<T, K, 8, 1, true>(p, s, w_channel, rows, os, gy_group, pos, q,
+                                                 o0, dx_row + pos);
+        }
+        for (; o0 < os; o0 += kLanes) {
+          input_grad_positions<T, K, 1, 1, true>(p, s, w_channel, rows, os, gy_group, pos, q,
+                                                 o0, dx_row + pos);
+        }
+      }
     }
   }
 }
@@ -600,6 +787,8 @@ void weight_grad_impl(const WeightGradArgs<T>& a, int64_t begin, int64_t end,
   int64_t* start = order + layout.positions;  // [buckets + 1]
   int64_t* cursor = start + buckets + 1;      // [buckets + 1]
   int64_t* pairs = cursor + buckets + 1;      // [2 * positions] (position, grad_out row)
+  int64_t* local = pairs + 2 * layout.positions;       // [positions] per sorted entry
+  int64_t* first_row = local + layout.positions;       // [positions] per sorted entry
   constexpr int64_t kLanes = kVectorBytes / sizeof(T);  // os: a multiple of 64 bytes
 
   for (int64_t item = begin; item < end; ++item) {
@@ -624,14 +813,19 @@ void weight_grad_impl(const WeightGradArgs<T>& a, int64_t begin, int64_t end,
         }
         bucket_by_interval(s, nb * window, os, buckets, order, start, cursor);
         const int64_t row_stride = p.groups * p.out_length;  // grad_out rows per batch element
+        for (int64_t i = 0; i < start[buckets]; ++i) {
+          const int64_t block = order[i] / window;
+          local[i] = order[i] - block * window;
+          first_row[i] = block * row_stride;
+        }
         const T* gy_block = a.grad_out_t + ((b0 * p.groups + g) * p.out_length + t0) * os;
         for (int64_t j = 0; j < p.kernel_size; ++j) {
           T* grad_base = grad_channel + j * rows * os;
           for (int64_t m = 0; m < buckets; ++m) {
             // Output t0 + t of element bl reads window position t * stride + j * dilation.
             const int64_t count =
-                bucket_pairs<true>(order, start[m], start[m + 1], j * p.dilation, p.stride, nt,
-                                   window, row_stride, pairs);
+                bucket_pairs_blocked(order, local, first_row, start[m], start[m + 1],
+                                     j * p.dilation, p.stride, nt, pairs);
             if (count == 0) continue;
             T* grad_spline = grad_base + (1 + m) * os;
             int64_t o0 = 0;
@@ -662,12 +856,12 @@ void forward_entry(const ForwardArgs<T>& a, int64_t begin, int64_t end, void* sc
 }
 
 template <typename T>
-void input_grad_entry(const InputGradArgs<T>& a, int64_t begin, int64_t end) {
+void input_grad_entry(const InputGradArgs<T>& a, int64_t begin, int64_t end, void* scratch) {
   switch (a.p.spline_order) {
-    case 1: input_grad_impl<T, 1>(a, begin, end); break;
-    case 2: input_grad_impl<T, 2>(a, begin, end); break;
-    case 3: input_grad_impl<T, 3>(a, begin, end); break;
-    default: input_grad_impl<T, 4>(a, begin, end); break;
+    case 1: input_grad_impl<T, 1>(a, begin, end, scratch); break;
+    case 2: input_grad_impl<T, 2>(a, begin, end, scratch); break;
+    case 3: input_grad_impl<T, 3>(a, begin, end, scratch); break;
+    default: input_grad_impl<T, 4>(a, begin, end, scratch); break;
   }
 }
 
@@ -689,11 +883,11 @@ void forward(const ForwardArgs<float>& a, int64_t begin, int64_t end, void* scra
 void forward(const ForwardArgs<double>& a, int64_t begin, int64_t end, void* scratch) {
   forward_entry(a, begin, end, scratch);
 }
-void input_grad(const InputGradArgs<float>& a, int64_t begin, int64_t end, void*) {
-  input_grad_entry(a, begin, end);
+void input_grad(const InputGradArgs<float>& a, int64_t begin, int64_t end, void* scratch) {
+  input_grad_entry(a, begin, end, scratch);
 }
-void input_grad(const InputGradArgs<double>& a, int64_t begin, int64_t end, void*) {
-  input_grad_entry(a, begin, end);
+void input_grad(const InputGradArgs<double>& a, int64_t begin, int64_t end, void* scratch) {
+  input_grad_entry(a, begin, end, scratch);
 }
 void weight_grad(const WeightGradArgs<float>& a, int64_t begin, int64_t end, void* scratch) {
   weight_grad_entry(a, begin, end, scratch);
