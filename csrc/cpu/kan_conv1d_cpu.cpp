@@ -105,6 +105,47 @@ at::Tensor pack_weights_cpu(const at::Tensor& base_weight, const at::Tensor& spl
   return packed;
 }
 
+// The weight gradients from the packed per-chunk sums (cpu_packed_layout): chunks added in a
+// fixed order, written straight into grad_base [C_out, Cg, k] and grad_spline [C_out, Cg, k, S]
+// (contiguous, x's dtype: see new_grad_outputs), one (group, input channel) per item.
+template <typename scalar_t>
+void unpack_weight_grad_cpu(const at::Tensor& packed_grad, int64_t chunks,
+                            const KanConv1dParams& p, const PackedLayout& layout,
+                            at::Tensor& grad_base, at::Tensor& grad_spline) {
+  const int64_t S = p.grid_size + p.spline_order;
+  const int64_t k = p.kernel_size;
+  const int64_t os = layout.out_stride;
+  const int64_t block = k * layout.num_rows * os;  // one (group, input channel)
+  const int64_t chunk_stride = p.groups * p.in_per_group * block;
+  const int64_t cog = p.out_per_group;
+  const int64_t cg = p.in_per_group;
+  const scalar_t* packed = packed_grad.const_data_ptr<scalar_t>();
+  scalar_t* gb = grad_base.mutable_data_ptr<scalar_t>();
+  scalar_t* gs = grad_spline.mutable_data_ptr<scalar_t>();
+  at::parallel_for(0, p.groups * cg, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t g = item / cg;
+      const int64_t c = item % cg;
+      const scalar_t* src = packed + item * block;
+      for (int64_t o = 0; o < cog; ++o) {
+        const int64_t dst = ((g * cog + o) * cg + c) * k;
+        for (int64_t j = 0; j < k; ++j) {
+          const scalar_t* tap = src + j * layout.num_rows * os + o;
+          for (int64_t row = 0; row <= S; ++row) {
+            scalar_t sum = tap[row * os];
+            for (int64_t chunk = 1; chunk < chunks; ++chunk) sum += tap[chunk * chunk_stride + row * os];
+            if (row == 0) {
+              gb[dst + j] = sum;
+            } else {
+              gs[(dst + j) * S + row - 1] = sum;
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
 // 64-byte aligned per-thread scratch (CPU allocations of ATen are 64-byte aligned).
 at::Tensor scratch_buffer(int64_t bytes) { return at::empty({std::max<int64_t>(bytes, 64)}, at::kByte); }
 
@@ -212,7 +253,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_conv1d_bwd_cpu(
           p.in_channels >= 2 * threads
               ? 1
               : std::min(p.batch, (2 * threads + p.in_channels - 1) / p.in_channels);
-      auto packed_grad = at::zeros({chunks, p.groups, p.in_per_group, p.kernel_size,
+      // Not zero-filled here: each work item zeroes the block it owns (while it is cache-hot).
+      auto packed_grad = at::empty({chunks, p.groups, p.in_per_group, p.kernel_size,
                                     layout.num_rows, layout.out_stride},
                                    x.options());
       WeightGradArgs<scalar_t> a{p,
@@ -227,7 +269,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_conv1d_bwd_cpu(
         auto scratch = scratch_buffer(bytes);
         run_weight_grad(a, begin, end, scratch.mutable_data_ptr());
       });
-      unpack_weight_grad(packed_grad.sum(0), p, /*first_spline_row=*/1, grad_base, grad_spline);
+      unpack_weight_grad_cpu<scalar_t>(packed_grad, chunks, p, layout, grad_base, grad_spline);
     }
   });
   return {grad_x, grad_base, grad_spline};

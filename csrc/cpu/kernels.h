@@ -58,7 +58,7 @@ struct WeightGradArgs {
   const T* x;
   const T* knots;
   const T* grad_out_t;     // [B][groups][T_out][out_stride]
-  T* packed_grad;          // [num_batch_chunks][C_in][k][num_rows][out_stride], zero-filled
+  T* packed_grad;          // [num_batch_chunks][C_in][k][num_rows][out_stride], set by the items
   int64_t num_batch_chunks;
 };
 

@@ -798,6 +798,7 @@ void weight_grad_impl(const WeightGradArgs<T>& a, int64_t begin, int64_t end,
     const int64_t b_end = (chunk + 1) * chunk_size < p.batch ? (chunk + 1) * chunk_size : p.batch;
     T* grad_channel =
         a.packed_grad + (chunk * p.in_channels + cin) * p.kernel_size * rows * os;
+    memset(grad_channel, 0, sizeof(T) * p.kernel_size * rows * os);  // this item's block
 
     // Work blocks: nb batch elements x nt output positions from (b0, t0); the windows of the
     // nb elements lie end to end in the scratch, and their knot buckets are shared.
