@@ -146,6 +146,46 @@ void unpack_weight_grad_cpu(const at::Tensor& packed_grad, int64_t chunks,
   });
 }
 
+// grad_out as [B][groups][T_out][out_stride], output channels innermost, padded lanes zero
+// (read through its strides: autograd often hands over expanded or transposed tensors), in
+// blocks of 16 x 16 so that both sides stay in cache.
+template <typename scalar_t>
+at::Tensor transpose_grad_out_cpu(const at::Tensor& grad_out, const KanConv1dParams& p,
+                                  const PackedLayout& layout) {
+  auto out = at::empty({p.batch, p.groups, p.out_length, layout.out_stride}, grad_out.options());
+  const int64_t os = layout.out_stride;
+  const int64_t cog = p.out_per_group;
+  const int64_t T = p.out_length;
+  const int64_t sb = grad_out.stride(0);
+  const int64_t sc = grad_out.stride(1);
+  const int64_t st = grad_out.stride(2);
+  const scalar_t* src = grad_out.const_data_ptr<scalar_t>();
+  scalar_t* dst = out.mutable_data_ptr<scalar_t>();
+  constexpr int64_t kBlock = 16;
+  const int64_t t_blocks = (T + kBlock - 1) / kBlock;
+  at::parallel_for(0, p.batch * p.groups * t_blocks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t t0 = item % t_blocks * kBlock;
+      const int64_t bg = item / t_blocks;  // b * groups + g
+      const int64_t b = bg / p.groups;
+      const int64_t g = bg % p.groups;
+      const int64_t t1 = std::min(T, t0 + kBlock);
+      const scalar_t* in = src + b * sb + g * cog * sc;
+      scalar_t* o_rows = dst + bg * T * os;
+      for (int64_t o0 = 0; o0 < cog; o0 += kBlock) {
+        const int64_t o1 = std::min(cog, o0 + kBlock);
+        for (int64_t t = t0; t < t1; ++t) {
+          for (int64_t o = o0; o < o1; ++o) o_rows[t * os + o] = in[o * sc + t * st];
+        }
+      }
+      for (int64_t t = t0; t < t1; ++t) {
+        for (int64_t o = cog; o < os; ++o) o_rows[t * os + o] = scalar_t(0);
+      }
+    }
+  });
+  return out;
+}
+
 // 64-byte aligned per-thread scratch (CPU allocations of ATen are 64-byte aligned).
 at::Tensor scratch_buffer(int64_t bytes) { return at::empty({std::max<int64_t>(bytes, 64)}, at::kByte); }
 
@@ -227,7 +267,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_conv1d_bwd_cpu(
   const auto x_contig = x.contiguous();
   const PackedLayout layout = cpu_packed_layout(p);
   const auto knots = make_knots(p, grid_lo, grid_hi, x.options());
-  const auto grad_out_t = transpose_grad_out(grad_out, p, layout, x.scalar_type());
+  const auto grad_out_t = AT_DISPATCH_FLOATING_TYPES(
+      x.scalar_type(), "transpose_grad_out_cpu",
+      [&] { return transpose_grad_out_cpu<scalar_t>(grad_out, p, layout); });
   const int64_t threads = at::get_num_threads();
 
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "kan_conv1d_bwd_cpu", [&] {
