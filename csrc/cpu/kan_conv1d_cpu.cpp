@@ -307,7 +307,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_conv1d_bwd_cpu(
                                  grad_out_t.const_data_ptr<scalar_t>(),
                                  packed_grad.mutable_data_ptr<scalar_t>(),
                                  chunks};
-      const int64_t bytes = weight_grad_scratch(p, sizeof(scalar_t)).bytes;
+      const int64_t bytes =
+          weight_grad_scratch(p, layout.out_stride * static_cast<int64_t>(sizeof(scalar_t)),
+                              sizeof(scalar_t))
+              .bytes;
       at::parallel_for(0, chunks * p.in_channels, 1, [&](int64_t begin, int64_t end) {
         auto scratch = scratch_buffer(bytes);
         run_weight_grad(a, begin, end, scratch.mutable_data_ptr());

@@ -143,22 +143,33 @@ static inline ScratchLayout input_grad_scratch(const KanConv1dParams& p, int64_t
 // window's positions by knot interval: the sorted positions, bucket starts and cursors, per tap
 // the (position, output time) pairs of a bucket, and per sorted position its place in its
 // element's window and that element's first output row.
-static inline int64_t weight_grad_time_block(const KanConv1dParams& p) {
-  return time_block_for_window(p, p.out_length);
+// The grad_out rows a weight-gradient block reads (again for every tap and knot bucket) stay
+// within this many bytes, so that they come from L2 rather than L3 (bench/NOTES.md: 1.07-1.14x
+// faster than unbounded blocks; 256 KB and 1 MB a little slower than 512 KB).
+constexpr int64_t kWeightGradRowBytes = 512 * 1024;
+static inline int64_t weight_grad_row_budget() { return kWeightGradRowBytes; }
+
+static inline int64_t weight_grad_time_block(const KanConv1dParams& p, int64_t row_bytes) {
+  int64_t limit = weight_grad_row_budget() / row_bytes;
+  limit = limit < 16 ? 16 : limit;
+  return time_block_for_window(p, limit < p.out_length ? limit : p.out_length);
 }
 
 // When one time block covers the whole output, the weight gradient buckets the windows of up to
 // this many batch elements together (fuller buckets for short outputs).
-static inline int64_t weight_grad_batch_block(const KanConv1dParams& p) {
-  if (weight_grad_time_block(p) < p.out_length) return 1;
+static inline int64_t weight_grad_batch_block(const KanConv1dParams& p, int64_t row_bytes) {
+  if (weight_grad_time_block(p, row_bytes) < p.out_length) return 1;
   const int64_t per_window = kMaxWindow / forward_window(p, p.out_length);
-  const int64_t block = per_window < p.batch ? per_window : p.batch;
+  const int64_t per_budget = weight_grad_row_budget() / (p.out_length * row_bytes);
+  int64_t block = per_window < p.batch ? per_window : p.batch;
+  block = per_budget < block ? per_budget : block;
   return block > 0 ? block : 1;
 }
 
-static inline ScratchLayout weight_grad_scratch(const KanConv1dParams& p, int64_t element_size) {
-  const int64_t positions =
-      weight_grad_batch_block(p) * forward_window(p, weight_grad_time_block(p));
+static inline ScratchLayout weight_grad_scratch(const KanConv1dParams& p, int64_t row_bytes,
+                                                int64_t element_size) {
+  const int64_t positions = weight_grad_batch_block(p, row_bytes) *
+                            forward_window(p, weight_grad_time_block(p, row_bytes));
   return scratch_layout(0, positions, element_size,
                         5 * positions + 2 * (static_cast<int64_t>(p.num_intervals) + 1));
 }

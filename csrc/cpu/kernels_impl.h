@@ -777,12 +777,13 @@ void weight_grad_impl(const WeightGradArgs<T>& a, int64_t begin, int64_t end,
   const int64_t os = a.layout.out_stride;
   const int64_t rows = a.layout.num_rows;
   const T inv_h = static_cast<T>(p.inv_h);
-  const ScratchLayout layout = weight_grad_scratch(p, sizeof(T));
+  const int64_t row_bytes = a.layout.out_stride * static_cast<int64_t>(sizeof(T));
+  const ScratchLayout layout = weight_grad_scratch(p, row_bytes, sizeof(T));
   const Scratch<T> s = carve<T>(scratch_base, layout);
   const int64_t chunk_size = (p.batch + a.num_batch_chunks - 1) / a.num_batch_chunks;
   const int64_t buckets = p.grid_size;  // first rows 0 .. G - 1
-  const int64_t time_block = weight_grad_time_block(p);
-  const int64_t batch_block = weight_grad_batch_block(p);
+  const int64_t time_block = weight_grad_time_block(p, row_bytes);
+  const int64_t batch_block = weight_grad_batch_block(p, row_bytes);
   int64_t* order = s.index;                   // [positions] sorted by bucket
   int64_t* start = order + layout.positions;  // [buckets + 1]
   int64_t* cursor = start + buckets + 1;      // [buckets + 1]
