@@ -102,8 +102,14 @@ def extensions() -> list:
     # -fopenmp: at::parallel_for is a header template that runs serially without it.
     # -fno-trapping-math: floating-point exception flags are never read, and without it GCC
     # keeps the branch-free selects of the CPU kernels' basis loop from becoming vector code.
-    cxx_flags = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-fopenmp", "-Wall",
-                 "-Wno-unknown-pragmas"]
+    cxx_flags = [
+        "-O3",
+        "-fno-math-errno",
+        "-fno-trapping-math",
+        "-fopenmp",
+        "-Wall",
+        "-Wno-unknown-pragmas",
+    ]
     link_flags = ["-fopenmp"]
     plan = cuda_build_plan(cuda_sources)
     if plan is not None:

@@ -139,18 +139,17 @@ static inline ScratchLayout input_grad_scratch(const KanConv1dParams& p, int64_t
   return scratch_layout(0, chunk > 0 ? chunk : 1, element_size);
 }
 
-// The weight gradient walks each channel in blocks of output positions; per block it sorts the
-// window's positions by knot interval: the sorted positions, bucket starts and cursors, per tap
-// the (position, output time) pairs of a bucket, and per sorted position its place in its
-// element's window and that element's first output row.
 // The grad_out rows a weight-gradient block reads (again for every tap and knot bucket) stay
 // within this many bytes, so that they come from L2 rather than L3 (bench/NOTES.md: 1.07-1.14x
 // faster than unbounded blocks; 256 KB and 1 MB a little slower than 512 KB).
 constexpr int64_t kWeightGradRowBytes = 512 * 1024;
-static inline int64_t weight_grad_row_budget() { return kWeightGradRowBytes; }
 
+// The weight gradient walks each channel in blocks of output positions (row_bytes: one grad_out
+// row); per block it sorts the window's positions by knot interval: the sorted positions, bucket
+// starts and cursors, per tap the (position, output time) pairs of a bucket, and per sorted
+// position its place in its element's window and that element's first output row.
 static inline int64_t weight_grad_time_block(const KanConv1dParams& p, int64_t row_bytes) {
-  int64_t limit = weight_grad_row_budget() / row_bytes;
+  int64_t limit = kWeightGradRowBytes / row_bytes;
   limit = limit < 16 ? 16 : limit;
   return time_block_for_window(p, limit < p.out_length ? limit : p.out_length);
 }
@@ -160,7 +159,7 @@ static inline int64_t weight_grad_time_block(const KanConv1dParams& p, int64_t r
 static inline int64_t weight_grad_batch_block(const KanConv1dParams& p, int64_t row_bytes) {
   if (weight_grad_time_block(p, row_bytes) < p.out_length) return 1;
   const int64_t per_window = kMaxWindow / forward_window(p, p.out_length);
-  const int64_t per_budget = weight_grad_row_budget() / (p.out_length * row_bytes);
+  const int64_t per_budget = kWeightGradRowBytes / (p.out_length * row_bytes);
   int64_t block = per_window < p.batch ? per_window : p.batch;
   block = per_budget < block ? per_budget : block;
   return block > 0 ? block : 1;
