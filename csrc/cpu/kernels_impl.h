@@ -263,9 +263,9 @@ inline void evaluate_derivatives(const float* x, int64_t n, const float* knots,
 
 // silu and the non-zero basis values of x[first .. first + count) of one channel, stored at
 // scratch positions 0 .. count. Positions outside [0, length) (padding taps) contribute nothing:
-// either row_offset -1 (callers skip them), or zero features on the zero-basis rows, so that a
-// loop without the check adds zero times finite weights. Inputs outside the grid get zero basis
-// values on those rows.
+// either row_offset -1 (callers skip them), or zero silu and basis values on rows 1 .. K + 1, so
+// that a loop without the check adds zero times finite weights. Inputs outside the grid get zero
+// basis values on those rows.
 template <typename T, int K>
 void evaluate_basis(const T* x_row, int64_t length, int64_t first, int64_t count,
                     const T* knots, int num_intervals, T inv_h, int64_t out_stride,
