@@ -108,42 +108,46 @@ inline int clamp_to_rows(int m, int grid_size, T* values) {
   return clamped;
 }
 
-// silu and the non-zero basis values of x[q] for q in [0, n) into scratch position q (every x[q]
-// inside the row), one position at a time with libm's exp.
-template <typename T, int K>
-inline void evaluate_basis_scalar(const T* x, int64_t n, const T* knots, int num_intervals,
-                                  T inv_h, int64_t out_stride, const Scratch<T>& s) {
+// The features of x[q] for q in [0, n) into scratch position q (every x[q] inside the row): with
+// kDerivatives false silu(x) and the K + 1 basis values of its rows (forward, weight gradient),
+// with kDerivatives true silu'(x) and the rows' basis derivatives d/dx (input gradient), and the
+// row offset. One position at a time with libm's exp (fp64, large grids).
+template <typename T, int K, bool kDerivatives>
+inline void features_scalar(const T* x, int64_t n, const T* knots, int num_intervals, T inv_h,
+                            int64_t out_stride, const Scratch<T>& s) {
   for (int64_t q = 0; q < n; ++q) {
-    T* values = s.basis_values + q * (K + 1);
+    T* out = s.basis_values + q * (K + 1);
     const T xv = x[q];
-    s.silu_values[q] = silu(xv, exp_of(-xv));
+    const T e = exp_of(-xv);
+    s.silu_values[q] = kDerivatives ? silu_derivative(xv, e) : silu(xv, e);
     const int m = knot_interval(xv, knots, num_intervals, inv_h);
     if (m < 0) {
-      for (int r = 0; r <= K; ++r) values[r] = T(0);
+      for (int r = 0; r <= K; ++r) out[r] = T(0);
       s.row_offset[q] = out_stride;  // rows 1..K+1: finite weights times zero
     } else {
-      bspline_values<K>((xv - knots[m]) * inv_h, values);
+      T values[K + 1];
+      T derivatives[K + 1];
+      const T w = (xv - knots[m]) * inv_h;
+      if constexpr (kDerivatives) {
+        bspline_values_and_derivatives<K>(w, inv_h, values, derivatives);
+        for (int r = 0; r <= K; ++r) values[r] = derivatives[r];
+      } else {
+        bspline_values<K>(w, values);
+      }
       const int first = clamp_to_rows<T, K>(m, num_intervals - 2 * K, values);
+      for (int r = 0; r <= K; ++r) out[r] = values[r];
       s.row_offset[q] = (1 + static_cast<int64_t>(first)) * out_stride;
     }
   }
 }
 
-template <int K>
-inline void evaluate_basis_range(const double* x, int64_t n, const double* knots,
-                                 int num_intervals, double inv_h, int64_t out_stride,
-                                 const Scratch<double>& s) {
-  evaluate_basis_scalar<double, K>(x, n, knots, num_intervals, inv_h, out_stride, s);
-}
-
-// float, grids of up to kTable - 1 intervals: the same values with no branches in the loop body,
-// so that it runs as vector code. The interval is found by counting the inner knots at or below
-// x (exactly the half-open test of knot_interval, with no table lookups by index); `table` holds
-// the knots padded with +inf to kTable entries.
-template <int K, int kTable>
-inline void evaluate_basis_vector(const float* x, int64_t n, const float* table,
-                                  int num_intervals, float inv_h, int64_t out_stride,
-                                  const Scratch<float>& s) {
+// float, grids of up to kTable - 1 intervals: the same features with no branches in the loop
+// body, so that it runs as vector code. The interval is found by counting the inner knots at or
+// below x (exactly the half-open test of knot_interval, with no table lookups by index); `table`
+// holds the knots padded with +inf to kTable entries.
+template <int K, bool kDerivatives, int kTable>
+inline void features_vector(const float* x, int64_t n, const float* table, int num_intervals,
+                            float inv_h, int64_t out_stride, const Scratch<float>& s) {
   const float lo = table[0];
   const float hi = table[num_intervals];
   const int grid_size = num_intervals - 2 * K;
@@ -152,17 +156,30 @@ inline void evaluate_basis_vector(const float* x, int64_t n, const float* table,
 #pragma GCC ivdep
   for (int64_t q = 0; q < n; ++q) {
     const float xv = x[q];
-    s.silu_values[q] = xv / (1.0f + exp_branch_free(-xv));
+    const float e = exp_branch_free(-xv);
+    if constexpr (kDerivatives) {
+      const float sig = 1.0f / (1.0f + e);
+      s.silu_values[q] = sig * (1.0f + xv * (1.0f - sig));
+    } else {
+      s.silu_values[q] = xv / (1.0f + e);
+    }
     const bool inside = (xv >= lo) & (xv < hi);  // false for NaN
     int m = 0;
     float left = lo;
-    for (int i = 1; i < kTable - 1; ++i) {  // knot[i] = +inf past the last inner knot
+    for (int i = 1; i < kTable - 1; ++i) {  // knot[i] = +inf past the last knot
       const bool above = xv >= knot[i];
       m += static_cast<int>(above);
       left = above ? knot[i] : left;
     }
     float values[K + 1];
-    bspline_values<K>((xv - left) * inv_h, values);
+    float derivatives[K + 1];
+    const float w = (xv - left) * inv_h;
+    if constexpr (kDerivatives) {
+      bspline_values_and_derivatives<K>(w, inv_h, values, derivatives);
+      for (int r = 0; r <= K; ++r) values[r] = derivatives[r];
+    } else {
+      bspline_values<K>(w, values);
+    }
     const int first = clamp_to_rows<float, K>(m, grid_size, values);
     for (int r = 0; r <= K; ++r) s.basis_values[q * (K + 1) + r] = inside ? values[r] : 0.0f;
     // outside the grid: rows 1..K+1, finite weights times zero
@@ -170,95 +187,22 @@ inline void evaluate_basis_vector(const float* x, int64_t n, const float* table,
   }
 }
 
-template <int K>
-inline void evaluate_basis_range(const float* x, int64_t n, const float* knots,
-                                 int num_intervals, float inv_h, int64_t out_stride,
-                                 const Scratch<float>& s) {
+template <int K, bool kDerivatives>
+inline void features(const double* x, int64_t n, const double* knots, int num_intervals,
+                     double inv_h, int64_t out_stride, const Scratch<double>& s) {
+  features_scalar<double, K, kDerivatives>(x, n, knots, num_intervals, inv_h, out_stride, s);
+}
+
+template <int K, bool kDerivatives>
+inline void features(const float* x, int64_t n, const float* knots, int num_intervals,
+                     float inv_h, int64_t out_stride, const Scratch<float>& s) {
   if (num_intervals > 15) {
-    evaluate_basis_scalar<float, K>(x, n, knots, num_intervals, inv_h, out_stride, s);
+    features_scalar<float, K, kDerivatives>(x, n, knots, num_intervals, inv_h, out_stride, s);
     return;
   }
   float table[16];
   for (int i = 0; i < 16; ++i) table[i] = i <= num_intervals ? knots[i] : __builtin_inff();
-  evaluate_basis_vector<K, 16>(x, n, table, num_intervals, inv_h, out_stride, s);
-}
-
-// For the input gradient: silu'(x[q]) into silu_values, the K + 1 basis derivatives d/dx of the
-// input's rows into basis_values, and the row offset, for q in [0, n). One position at a time
-// with libm's exp (fp64, large grids).
-template <typename T, int K>
-inline void evaluate_derivatives_scalar(const T* x, int64_t n, const T* knots,
-                                        int num_intervals, T inv_h, int64_t out_stride,
-                                        const Scratch<T>& s) {
-  for (int64_t q = 0; q < n; ++q) {
-    T* derivative = s.basis_values + q * (K + 1);
-    const T xv = x[q];
-    s.silu_values[q] = silu_derivative(xv, exp_of(-xv));
-    const int m = knot_interval(xv, knots, num_intervals, inv_h);
-    if (m < 0) {
-      for (int r = 0; r <= K; ++r) derivative[r] = T(0);
-      s.row_offset[q] = out_stride;
-    } else {
-      T values[K + 1];
-      bspline_values_and_derivatives<K>((xv - knots[m]) * inv_h, inv_h, values, derivative);
-      const int first = clamp_to_rows<T, K>(m, num_intervals - 2 * K, derivative);
-      s.row_offset[q] = (1 + static_cast<int64_t>(first)) * out_stride;
-    }
-  }
-}
-
-// float, small grids: the same as vector code (see evaluate_basis_vector).
-template <int K, int kTable>
-inline void evaluate_derivatives_vector(const float* x, int64_t n, const float* table,
-                                        int num_intervals, float inv_h, int64_t out_stride,
-                                        const Scratch<float>& s) {
-  const float lo = table[0];
-  const float hi = table[num_intervals];
-  const int grid_size = num_intervals - 2 * K;
-  float knot[kTable];
-  for (int i = 0; i < kTable; ++i) knot[i] = table[i];
-#pragma GCC ivdep
-  for (int64_t q = 0; q < n; ++q) {
-    const float xv = x[q];
-    const float sig = 1.0f / (1.0f + exp_branch_free(-xv));
-    s.silu_values[q] = sig * (1.0f + xv * (1.0f - sig));
-    const bool inside = (xv >= lo) & (xv < hi);  // false for NaN
-    int m = 0;
-    float left = lo;
-    for (int i = 1; i < kTable - 1; ++i) {
-      const bool above = xv >= knot[i];
-      m += static_cast<int>(above);
-      left = above ? knot[i] : left;
-    }
-    float values[K + 1];
-    float derivative[K + 1];
-    bspline_values_and_derivatives<K>((xv - left) * inv_h, inv_h, values, derivative);
-    const int first = clamp_to_rows<float, K>(m, grid_size, derivative);
-    for (int r = 0; r <= K; ++r) {
-      s.basis_values[q * (K + 1) + r] = inside ? derivative[r] : 0.0f;
-    }
-    s.row_offset[q] = (1 + static_cast<int64_t>(inside ? first : 0)) * out_stride;
-  }
-}
-
-template <int K>
-inline void evaluate_derivatives(const double* x, int64_t n, const double* knots,
-                                 int num_intervals, double inv_h, int64_t out_stride,
-                                 const Scratch<double>& s) {
-  evaluate_derivatives_scalar<double, K>(x, n, knots, num_intervals, inv_h, out_stride, s);
-}
-
-template <int K>
-inline void evaluate_derivatives(const float* x, int64_t n, const float* knots,
-                                 int num_intervals, float inv_h, int64_t out_stride,
-                                 const Scratch<float>& s) {
-  if (num_intervals > 15) {
-    evaluate_derivatives_scalar<float, K>(x, n, knots, num_intervals, inv_h, out_stride, s);
-    return;
-  }
-  float table[16];
-  for (int i = 0; i < 16; ++i) table[i] = i <= num_intervals ? knots[i] : __builtin_inff();
-  evaluate_derivatives_vector<K, 16>(x, n, table, num_intervals, inv_h, out_stride, s);
+  features_vector<K, kDerivatives, 16>(x, n, table, num_intervals, inv_h, out_stride, s);
 }
 
 // silu and the non-zero basis values of x[first .. first + count) of one channel, stored at
@@ -291,8 +235,8 @@ void evaluate_basis(const T* x_row, int64_t length, int64_t first, int64_t count
   inner.silu_values += begin;
   inner.basis_values += begin * (K + 1);
   inner.row_offset += begin;
-  evaluate_basis_range<K>(x_row + (first + begin), end - begin, knots, num_intervals, inv_h,
-                          out_stride, inner);
+  features<K, false>(x_row + (first + begin), end - begin, knots, num_intervals, inv_h,
+                     out_stride, inner);
 }
 
 // One 64-byte vector of T (GCC vector extension: kept in registers, lowered to whatever vector
@@ -689,7 +633,7 @@ void input_grad_impl(const InputGradArgs<T>& a, int64_t begin, int64_t end,
 
     for (int64_t c0 = 0; c0 < p.length; c0 += chunk) {
       const int64_t n = p.length - c0 < chunk ? p.length - c0 : chunk;
-      evaluate_derivatives<K>(x_row + c0, n, a.knots, p.num_intervals, inv_h, os, s);
+      features<K, true>(x_row + c0, n, a.knots, p.num_intervals, inv_h, os, s);
       for (int64_t q = 0; q < n; ++q) dx_row[c0 + q] = T(0);
       int64_t lo = full_begin > c0 ? full_begin : c0;
       int64_t hi = full_end < c0 + n ? full_end : c0 + n;
