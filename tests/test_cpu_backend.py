@@ -198,3 +198,31 @@ def test_grad_out_in_any_layout(layout):
         grads[backend] = torch.autograd.grad(out, inputs, grad_out)
     for name, got, want in zip(("x", "base", "spline"), grads["cpu"], grads["reference"]):
         assert_close(got, want, TOLERANCE[torch.float64], f"{layout} grad_out: d{name}")
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["fp64", "fp32"])
+@pytest.mark.parametrize(
+    "batch, out_channels, length, conv",
+    [
+        (4, 210, 300, {"padding": 2}),
+        (4, 200, 301, {"stride": 2, "dilation": 2, "padding": 3}),
+        (4, 2 * 230, 140, {"groups": 2, "padding": "same"}),
+        (17, 130, 15, {"padding": 2}),
+    ],
+    ids=["210", "200-stride2-dilation2", "groups2-230", "short-T-batch17"],
+)
+def test_wide_output_rows(batch, out_channels, length, conv, dtype, cpu_isa):
+    """Output rows of 8 vectors or more take the forward's knot-bucket path: column blocks of the
+    accumulator (a partial last block when the width is not a multiple of 4 vectors), and for
+    short outputs the windows of several batch elements in one set of buckets (17: a partial
+    last batch block)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)  # the work split these cases are sized for
+    try:
+        groups = conv.get("groups", 1)
+        x, base, spline = make_inputs(
+            batch, 3 * groups, out_channels, length, 5, conv, 5, dtype, seed=5
+        )
+        compare_with_reference("cpu", x, base, spline, dtype, f"[{cpu_isa}] wide rows", **conv)
+    finally:
+        torch.set_num_threads(previous)

@@ -61,13 +61,15 @@ void run_weight_grad(const Args& a, int64_t begin, int64_t end, void* scratch) {
   }
 }
 
-// Weights packed for the kernels (cpu_packed_layout), written by a loop over (group, input
-// channel) items: each item reads its k * (G + K) spline values per output channel contiguously
-// and fills its [k][num_rows][out_stride] block (padded lanes included) once. (The strided ATen
-// copies this replaces cost ~20 % of a short forward.)
+// Weights packed for the kernels, written by a loop over (group, input channel) items: each item
+// reads its k * (G + K) spline values per output channel contiguously and fills its block of
+// k * num_rows * out_stride values (padded lanes included) once. (The strided ATen copies this
+// replaces cost ~20 % of a short forward.) With `input_grad` false the [k][num_rows][out_stride]
+// rows of cpu_packed_layout (spline weights); with `input_grad` true the column blocks of
+// cpu_input_grad_layout (differences of consecutive spline weights).
 at::Tensor pack_weights_cpu(const at::Tensor& base_weight, const at::Tensor& spline_weight,
                             const KanConv1dParams& p, const PackedLayout& layout,
-                            at::ScalarType dtype) {
+                            at::ScalarType dtype, bool input_grad = false) {
   const auto base = base_weight.to(dtype).contiguous();      // [C_out, Cg, k]
   const auto spline = spline_weight.to(dtype).contiguous();  // [C_out, Cg, k, S]
   auto packed = at::empty(
@@ -75,7 +77,8 @@ at::Tensor pack_weights_cpu(const at::Tensor& base_weight, const at::Tensor& spl
       base_weight.options().dtype(dtype));
   const int64_t S = p.grid_size + p.spline_order;
   const int64_t k = p.kernel_size;
-  const int64_t rows = layout.num_rows;  // 1 + S
+  const int64_t rows = layout.num_rows;  // 1 + S, or 2 + S for the input gradient
+  const int64_t lanes = 64 / static_cast<int64_t>(c10::elementSize(dtype));
   const int64_t os = layout.out_stride;
   const int64_t cog = p.out_per_group;
   const int64_t cg = p.in_per_group;
@@ -88,17 +91,32 @@ at::Tensor pack_weights_cpu(const at::Tensor& base_weight, const at::Tensor& spl
         const int64_t g = item / cg;
         const int64_t c = item % cg;
         scalar_t* block = out + item * k * rows * os;
-        for (int64_t row = 0; row < k * rows; ++row) {  // padded lanes
-          for (int64_t o = cog; o < os; ++o) block[row * os + o] = scalar_t(0);
-        }
-        for (int64_t o = 0; o < cog; ++o) {
-          const int64_t src = ((g * cog + o) * cg + c) * k;
-          for (int64_t j = 0; j < k; ++j) {
-            scalar_t* tap = block + j * rows * os + o;
-            tap[0] = b[src + j];
-            const scalar_t* values = w + (src + j) * S;
-            for (int64_t i = 0; i < S; ++i) tap[(1 + i) * os] = values[i];
+        // Column blocks: one of all out_stride columns, or the input gradient's blocks.
+        for (int64_t c0 = 0; c0 < os;) {
+          const int64_t width =
+              input_grad ? input_grad_block_vectors(c0, os, lanes) * lanes : os;
+          scalar_t* columns = block + c0 * k * rows;
+          for (int64_t row = 0; row < k * rows; ++row) {  // padded lanes
+            for (int64_t o = std::max(cog, c0); o < c0 + width; ++o) {
+              columns[row * width + o - c0] = scalar_t(0);
+            }
           }
+          for (int64_t o = c0; o < std::min(cog, c0 + width); ++o) {
+            const int64_t src = ((g * cog + o) * cg + c) * k;
+            for (int64_t j = 0; j < k; ++j) {
+              scalar_t* tap = columns + j * rows * width + o - c0;
+              tap[0] = b[src + j];
+              const scalar_t* values = w + (src + j) * S;
+              if (input_grad) {
+                tap[width] = values[0];
+                for (int64_t i = 1; i < S; ++i) tap[(1 + i) * width] = values[i] - values[i - 1];
+                tap[(1 + S) * width] = -values[S - 1];
+              } else {
+                for (int64_t i = 0; i < S; ++i) tap[(1 + i) * width] = values[i];
+              }
+            }
+          }
+          c0 += width;
         }
       }
     });
@@ -218,10 +236,11 @@ at::Tensor kan_conv1d_fwd_cpu(const at::Tensor& x, const at::Tensor& base_weight
   // read once for up to kMaxBatchPositions positions (while every thread still gets 2 items;
   // measured in bench/NOTES.md: 8 elements of 15 positions 1.08x faster than 4).
   int64_t batch_block = 1;
-  if (num_tiles == 1 && !forward_uses_buckets(p, layout, time_tile, x.element_size())) {
+  if (num_tiles == 1) {
     batch_block = std::max<int64_t>(1, kMaxBatchPositions / time_tile);
     while (batch_block > 1 &&
-           p.groups * ((p.batch + batch_block - 1) / batch_block) < 2 * threads) {
+           (p.groups * ((p.batch + batch_block - 1) / batch_block) < 2 * threads ||
+            batch_block * forward_window(p, time_tile) > kMaxWindow)) {
       batch_block /= 2;
     }
   }
@@ -275,9 +294,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_conv1d_bwd_cpu(
 
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "kan_conv1d_bwd_cpu", [&] {
     if (input_grad) {
-      const auto packed = pack_weights_cpu(base_weight, spline_weight, p, layout, x.scalar_type());
+      const PackedLayout dx_layout = cpu_input_grad_layout(p);
+      const auto packed = pack_weights_cpu(base_weight, spline_weight, p, dx_layout,
+                                           x.scalar_type(), /*input_grad=*/true);
       InputGradArgs<scalar_t> a{p,
-                                layout,
+                                dx_layout,
                                 x_contig.const_data_ptr<scalar_t>(),
                                 knots.const_data_ptr<scalar_t>(),
                                 packed.const_data_ptr<scalar_t>(),

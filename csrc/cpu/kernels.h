@@ -26,6 +26,28 @@ inline PackedLayout cpu_packed_layout(const KanConv1dParams& p) {
   return layout;
 }
 
+// The input gradient's packed weights: per (group, input channel) the output-channel axis in
+// column blocks (input_grad_block_vectors), each block [k][2 + G + K][its columns], so that a
+// block's weights are contiguous in L1 while the kernel runs over positions. Row 0 is the base
+// weight, row 1 + j the difference w_j - w_{j-1} of spline weights j = 0 .. G + K (w_{-1} =
+// w_{G+K} = 0): on a uniform grid d/dx sum_i w_i B_i(x) = sum_j (w_j - w_{j-1}) N_j(x) / h with
+// the order K - 1 functions N_j, of which K are non-zero at any x, so the input gradient
+// contracts K rows per tap instead of the K + 1 basis derivatives.
+inline PackedLayout cpu_input_grad_layout(const KanConv1dParams& p) {
+  PackedLayout layout = cpu_packed_layout(p);
+  layout.num_rows = 2 + p.grid_size + p.spline_order;
+  return layout;
+}
+
+// Vectors in the input gradient's column block from column o0 (of out_stride, `lanes` per
+// vector): 8 while they fit, then 4, 2, 1, as its kernels walk the columns.
+static inline int64_t input_grad_block_vectors(int64_t o0, int64_t out_stride, int64_t lanes) {
+  for (int64_t v = 8; v > 1; v /= 2) {
+    if (o0 + v * lanes <= out_stride) return v;
+  }
+  return 1;
+}
+
 template <typename T>
 struct ForwardArgs {
   KanConv1dParams p;
@@ -46,7 +68,7 @@ struct InputGradArgs {
   PackedLayout layout;
   const T* x;              // [B, C_in, T]
   const T* knots;
-  const T* packed_weight;  // [C_in][k][num_rows][out_stride]
+  const T* packed_weight;  // [C_in][k][num_rows][out_stride] (cpu_input_grad_layout)
   const T* grad_out_t;     // [B][groups][T_out][out_stride]
   T* grad_x;               // [B, C_in, T]
 };
@@ -96,26 +118,32 @@ static inline int64_t forward_window(const KanConv1dParams& p, int64_t time_tile
 // Knot-interval buckets pay (forward and weight gradient) when they hold several positions.
 constexpr int64_t kMinPositionsPerBucket = 4;
 
-// The forward uses them only for wide output rows (more than 12 vectors): up to that, per-position
-// register accumulators reading the weights from L1 are as fast or faster (measured in
-// bench/NOTES.md: 64 channels 1.3x, 128 channels 1.04-1.08x, 192 even, 256 channels 0.86x).
-constexpr int64_t kMaxPositionPathRowBytes = 12 * 64;
+// The forward uses them for output rows of 8 vectors or more: each (tap, bucket) keeps its K + 2
+// weight rows of a column block of up to 4 vectors in registers and adds to accumulators that
+// stay in L1. Up to 7 vectors, per-position register accumulators reading the weights from L1
+// are as fast or faster (bench/NOTES.md, 2 threads, per-position against buckets: 64 channels
+// 1.08x faster, 80-96 even, 128 channels 1.09x slower, 192 channels 1.16x slower).
+constexpr int64_t kMaxPositionPathRowBytes = 7 * 64;
 
+// positions: the input positions a work item evaluates per channel (its batch elements' windows).
 static inline bool forward_uses_buckets(const KanConv1dParams& p, const PackedLayout& layout,
-                                        int64_t time_tile, int64_t element_size) {
+                                        int64_t positions, int64_t element_size) {
   return layout.out_stride * element_size > kMaxPositionPathRowBytes &&
-         forward_window(p, time_tile) >= kMinPositionsPerBucket * p.num_intervals;
+         positions >= kMinPositionsPerBucket * p.num_intervals;
 }
 
 static inline ScratchLayout forward_scratch(const KanConv1dParams& p, const PackedLayout& layout,
                                             int64_t time_tile, int64_t batch_block,
                                             int64_t element_size) {
-  // Features of each batch element's window; index: the window's positions sorted by knot
-  // interval, bucket starts and cursors, and per tap the (position, output index) pairs.
-  const int64_t window = forward_window(p, time_tile);
-  return scratch_layout(batch_block * time_tile * layout.out_stride, batch_block * window,
-                        element_size,
-                        3 * window + 2 * (static_cast<int64_t>(p.num_intervals) + 1));
+  // Features of each batch element's window; index: the windows' positions sorted by knot
+  // interval, bucket starts and cursors, per sorted position its place in its window and its
+  // element's first output row, and the (position, output index) pairs of every (tap, bucket)
+  // with their starts.
+  const int64_t positions = batch_block * forward_window(p, time_tile);
+  const int64_t intervals = p.num_intervals;
+  return scratch_layout(batch_block * time_tile * layout.out_stride, positions, element_size,
+                        (3 + 2 * p.kernel_size) * positions + 2 * (intervals + 1) +
+                            p.kernel_size * intervals + 1);
 }
 
 // Input positions a work item evaluates at once, at most (unless a single output's taps span

@@ -79,39 +79,58 @@ inline float exp_branch_free(float v) {
   return is_nan ? v : result;
 }
 
-// The CPU kernels' packed rows hold only the G + K basis functions (row 1 + i: function i; see
-// cpu_packed_layout). On knot interval m the K + 1 non-zero functions are m - K .. m, and within
-// K intervals of either end of the grid some of them do not exist. The first row is clamped to
-// [0, G - 1] and the K + 1 values move with it; values of functions that do not exist drop out,
-// and the rows that no value reaches get zero (finite weights times zero). Returns the clamped
-// first function. Branch-free, so that it stays inside vector loops.
-template <typename T, int K>
-inline int clamp_to_rows(int m, int grid_size, T* values) {
-  const int first = m - K;
+// The CPU kernels' packed rows hold only functions that exist (cpu_packed_layout: row 1 + i the
+// basis function i; cpu_input_grad_layout: row 1 + j the weight difference j). On knot interval m
+// the N non-zero values belong to rows first .. first + N - 1 (first = m - K for the K + 1 basis
+// values, m - K + 1 for the K derivative terms), and within K intervals of either end of the grid
+// some of those rows do not exist. The first row is clamped to [0, max_first] and the N values
+// move with it; values of rows that do not exist drop out (their weights are zero), and the rows
+// that no value reaches get zero (finite weights times zero). Returns the clamped first row.
+// Branch-free, so that it stays inside vector loops.
+template <typename T, int N>
+inline int clamp_to_rows(int first, int max_first, T* values) {
   int clamped = first > 0 ? first : 0;
-  clamped = clamped < grid_size - 1 ? clamped : grid_size - 1;
+  clamped = clamped < max_first ? clamped : max_first;
   // The shift, in [-K, K], compared as T: with int comparisons GCC stops vectorizing the
   // callers' loop for K >= 2.
   const T shift = static_cast<T>(clamped - first);
-  T moved[K + 1];
+  T moved[N];
 #pragma GCC unroll 8
-  for (int r = 0; r <= K; ++r) moved[r] = T(0);
+  for (int r = 0; r < N; ++r) moved[r] = T(0);
 #pragma GCC unroll 8
-  for (int r = 0; r <= K; ++r) {
+  for (int r = 0; r < N; ++r) {
 #pragma GCC unroll 8
-    for (int from = 0; from <= K; ++from) {
+    for (int from = 0; from < N; ++from) {
       moved[r] += (static_cast<T>(from - r) == shift) ? values[from] : T(0);
     }
   }
 #pragma GCC unroll 8
-  for (int r = 0; r <= K; ++r) values[r] = moved[r];
+  for (int r = 0; r < N; ++r) values[r] = moved[r];
   return clamped;
+}
+
+// The values of one position on knot interval m at local coordinate w, moved to its clamped first
+// row (returned): with kDerivatives false the K + 1 basis values (rows of cpu_packed_layout),
+// with kDerivatives true the K order K - 1 values over h (rows of cpu_input_grad_layout, whose
+// weight differences make them the derivative), values[K] zero.
+template <typename T, int K, bool kDerivatives>
+inline int position_values(T w, int m, int grid_size, T inv_h, T* values) {
+  if constexpr (kDerivatives) {
+    bspline_values<K - 1>(w, values);
+#pragma GCC unroll 8
+    for (int r = 0; r < K; ++r) values[r] *= inv_h;
+    values[K] = T(0);
+    return clamp_to_rows<T, K>(m - K + 1, grid_size + 1, values);
+  } else {
+    bspline_values<K>(w, values);
+    return clamp_to_rows<T, K + 1>(m - K, grid_size - 1, values);
+  }
 }
 
 // The features of x[q] for q in [0, n) into scratch position q (every x[q] inside the row): with
 // kDerivatives false silu(x) and the K + 1 basis values of its rows (forward, weight gradient),
-// with kDerivatives true silu'(x) and the rows' basis derivatives d/dx (input gradient), and the
-// row offset. One position at a time with libm's exp (fp64, large grids).
+// with kDerivatives true silu'(x) and the K derivative terms of position_values (input
+// gradient), and the row offset. One position at a time with libm's exp (fp64, large grids).
 template <typename T, int K, bool kDerivatives>
 inline void features_scalar(const T* x, int64_t n, const T* knots, int num_intervals, T inv_h,
                             int64_t out_stride, const Scratch<T>& s) {
@@ -126,15 +145,9 @@ inline void features_scalar(const T* x, int64_t n, const T* knots, int num_inter
       s.row_offset[q] = out_stride;  // rows 1..K+1: finite weights times zero
     } else {
       T values[K + 1];
-      T derivatives[K + 1];
       const T w = (xv - knots[m]) * inv_h;
-      if constexpr (kDerivatives) {
-        bspline_values_and_derivatives<K>(w, inv_h, values, derivatives);
-        for (int r = 0; r <= K; ++r) values[r] = derivatives[r];
-      } else {
-        bspline_values<K>(w, values);
-      }
-      const int first = clamp_to_rows<T, K>(m, num_intervals - 2 * K, values);
+      const int first =
+          position_values<T, K, kDerivatives>(w, m, num_intervals - 2 * K, inv_h, values);
       for (int r = 0; r <= K; ++r) out[r] = values[r];
       s.row_offset[q] = (1 + static_cast<int64_t>(first)) * out_stride;
     }
@@ -172,15 +185,8 @@ inline void features_vector(const float* x, int64_t n, const float* table, int n
       left = above ? knot[i] : left;
     }
     float values[K + 1];
-    float derivatives[K + 1];
     const float w = (xv - left) * inv_h;
-    if constexpr (kDerivatives) {
-      bspline_values_and_derivatives<K>(w, inv_h, values, derivatives);
-      for (int r = 0; r <= K; ++r) values[r] = derivatives[r];
-    } else {
-      bspline_values<K>(w, values);
-    }
-    const int first = clamp_to_rows<float, K>(m, grid_size, values);
+    const int first = position_values<float, K, kDerivatives>(w, m, grid_size, inv_h, values);
     for (int r = 0; r <= K; ++r) s.basis_values[q * (K + 1) + r] = inside ? values[r] : 0.0f;
     // outside the grid: rows 1..K+1, finite weights times zero
     s.row_offset[q] = (1 + static_cast<int64_t>(inside ? first : 0)) * out_stride;
@@ -282,29 +288,11 @@ void bucket_by_interval(const Scratch<T>& s, int64_t count, int64_t os, int64_t 
   }
 }
 
-// The (position, output row) pairs of one bucket for one tap: window positions q = t * stride +
-// shift with 0 <= t < limit, output row t. Returns how many.
-inline int64_t bucket_pairs(const int64_t* order, int64_t begin, int64_t end, int64_t shift,
-                            int64_t stride, int64_t limit, int64_t* pairs) {
-  int64_t count = 0;
-  for (int64_t i = begin; i < end; ++i) {
-    int64_t t = order[i] - shift;
-    if (t < 0) continue;
-    if (stride != 1) {
-      if (t % stride != 0) continue;
-      t /= stride;
-    }
-    if (t >= limit) continue;
-    pairs[2 * count] = order[i];
-    pairs[2 * count + 1] = t;
-    ++count;
-  }
-  return count;
-}
-
-// The same when the positions are the windows of several batch elements laid end to end, each
-// `window` long: sorted entry i is position `local[i]` of the window of the element whose output
-// rows start at `first_row[i]` (both computed once per block, not per tap).
+// The (position, output row) pairs of one bucket for one tap when the positions are the windows
+// of one or more batch elements laid end to end, each `window` long: sorted entry i is position
+// `local[i]` of the window of the element whose output rows start at `first_row[i]` (both
+// computed once per block, not per tap); it pairs with output row first_row[i] + t when local[i]
+// = t * stride + shift with 0 <= t < limit. Returns how many.
 inline int64_t bucket_pairs_blocked(const int64_t* order, const int64_t* local,
                                     const int64_t* first_row, int64_t begin, int64_t end,
                                     int64_t shift, int64_t stride, int64_t limit,
@@ -331,7 +319,7 @@ inline int64_t bucket_pairs_blocked(const int64_t* order, const int64_t* local,
 template <typename T, int K, int NV>
 inline void forward_bucket(const int64_t* __restrict__ pairs, int64_t count, const Scratch<T>& s,
                            const T* __restrict__ w_base, const T* __restrict__ w_spline,
-                           int64_t os, int64_t o0, T* __restrict__ acc) {
+                           int64_t os, int64_t o0, T* __restrict__ acc, int64_t acc_stride) {
   using V = typename Vector<T>::type;
   constexpr int kLanes = kVectorBytes / sizeof(T);
   V base[NV];
@@ -344,13 +332,34 @@ inline void forward_bucket(const int64_t* __restrict__ pairs, int64_t count, con
     const int64_t q = pairs[2 * i];
     const T silu_value = s.silu_values[q];
     const T* values = s.basis_values + q * (K + 1);
-    T* out = acc + pairs[2 * i + 1] * os + o0;
+    T* out = acc + pairs[2 * i + 1] * acc_stride;
     for (int v = 0; v < NV; ++v) {
       V x;
       memcpy(&x, out + v * kLanes, sizeof(V));
       x += silu_value * base[v];
       for (int r = 0; r <= K; ++r) x += values[r] * spline[r][v];
       memcpy(out + v * kLanes, &x, sizeof(V));
+    }
+  }
+}
+
+// Every tap and bucket of one input channel for the column block of NV vectors from o0, whose
+// accumulators (nt rows of NV vectors) are at acc: pairs of tap j, bucket m are
+// pairs[2 * pair_start[j * buckets + m] ...].
+template <typename T, int K, int NV>
+inline void forward_buckets_block(const KanConv1dParams& p, const Scratch<T>& s,
+                                  const int64_t* pairs, const int64_t* pair_start,
+                                  int64_t buckets, const T* w_channel, int64_t rows, int64_t os,
+                                  int64_t o0, T* acc) {
+  constexpr int64_t kLanes = kVectorBytes / sizeof(T);
+  for (int64_t j = 0; j < p.kernel_size; ++j) {
+    const T* w_tap = w_channel + j * rows * os;
+    for (int64_t m = 0; m < buckets; ++m) {
+      const int64_t begin = pair_start[j * buckets + m];
+      const int64_t count = pair_start[j * buckets + m + 1] - begin;
+      if (count == 0) continue;
+      forward_bucket<T, K, NV>(pairs + 2 * begin, count, s, w_tap, w_tap + (1 + m) * os, os, o0,
+                               acc, NV * kLanes);
     }
   }
 }
@@ -445,11 +454,14 @@ void forward_impl(const ForwardArgs<T>& a, int64_t begin, int64_t end, void* scr
   const Scratch<T> s = carve<T>(scratch_base, layout);
   const T inv_h = static_cast<T>(p.inv_h);
   const int64_t buckets = p.grid_size;  // first rows 0 .. G - 1
-  const int64_t max_window = forward_window(p, a.time_tile);
-  int64_t* order = s.index;                 // [window]
-  int64_t* start = order + max_window;      // [buckets + 1]
-  int64_t* cursor = start + buckets + 1;    // [buckets + 1]
-  int64_t* pairs = cursor + buckets + 1;    // [2 * window]
+  const int64_t max_positions = layout.positions;  // batch_block windows
+  int64_t* order = s.index;                        // [positions]
+  int64_t* local = order + max_positions;          // [positions] per sorted entry
+  int64_t* first_row = local + max_positions;      // [positions] per sorted entry
+  int64_t* start = first_row + max_positions;      // [buckets + 1]
+  int64_t* cursor = start + buckets + 1;           // [buckets + 1]
+  int64_t* pair_start = cursor + buckets + 1;      // [k * buckets + 1]
+  int64_t* pairs = pair_start + p.kernel_size * buckets + 1;  // [2 * k * positions]
   constexpr int64_t kLanes = kVectorBytes / sizeof(T);
 
   for (int64_t item = begin; item < end; ++item) {
@@ -462,9 +474,8 @@ void forward_impl(const ForwardArgs<T>& a, int64_t begin, int64_t end, void* scr
     const int64_t first = t0 * p.stride - p.pad_left;
     const int64_t window = forward_window(p, nt);
     // Positions grouped by knot interval keep a bucket's weight rows in registers; that pays
-    // for wide output rows when buckets hold several positions (see forward_uses_buckets). The
-    // host blocks several batch elements per item only when buckets are not used.
-    const bool use_buckets = nb == 1 && forward_uses_buckets(p, a.layout, nt, sizeof(T));
+    // for wide output rows when buckets hold several positions (see forward_uses_buckets).
+    const bool use_buckets = forward_uses_buckets(p, a.layout, nb * window, sizeof(T));
     memset(s.accumulator, 0, sizeof(T) * nb * nt * os);
 
     for (int64_t c = 0; c < p.in_per_group; ++c) {
@@ -487,7 +498,7 @@ void forward_impl(const ForwardArgs<T>& a, int64_t begin, int64_t end, void* scr
             forward_outputs<T, K, 8, 2>(p, sb, w_channel, rows, os, nt, o0, acc);
           }
           for (; o0 + 4 * kLanes <= os; o0 += 4 * kLanes) {
-            forward_outputs<T, K, 4, 3>(p, sb, w_channel, rows, os, nt, o0, acc);
+            forward_outputs<T, K, 4, 4>(p, sb, w_channel, rows, os, nt, o0, acc);
           }
           for (; o0 + 2 * kLanes <= os; o0 += 2 * kLanes) {
             forward_outputs<T, K, 2, 6>(p, sb, w_channel, rows, os, nt, o0, acc);
@@ -498,25 +509,60 @@ void forward_impl(const ForwardArgs<T>& a, int64_t begin, int64_t end, void* scr
         }
         continue;
       }
-      bucket_by_interval(s, window, os, buckets, order, start, cursor);
+      // The windows of the nb elements lie end to end in the scratch and share the buckets;
+      // accumulator row bl * nt + t is output t0 + t of element b0 + bl.
+      bucket_by_interval(s, nb * window, os, buckets, order, start, cursor);
+      for (int64_t i = 0; i < start[buckets]; ++i) {
+        const int64_t block = order[i] / window;
+        local[i] = order[i] - block * window;
+        first_row[i] = block * nt;
+      }
+      // The (position, accumulator row) pairs of every (tap, bucket), then column blocks of the
+      // accumulator outermost: a block's accumulators (nb * nt rows of NV vectors, contiguous)
+      // stay in L1 while every tap and bucket adds to them.
+      pair_start[0] = 0;
       for (int64_t j = 0; j < p.kernel_size; ++j) {
-        const T* w_tap = w_channel + j * rows * os;
         for (int64_t m = 0; m < buckets; ++m) {
-          const int64_t count = bucket_pairs(order, start[m], start[m + 1], j * p.dilation,
-                                             p.stride, nt, pairs);
-          if (count == 0) continue;
-          const T* w_spline = w_tap + (1 + m) * os;
-          int64_t o0 = 0;
-          for (; o0 + 4 * kLanes <= os; o0 += 4 * kLanes) {
-            forward_bucket<T, K, 4>(pairs, count, s, w_tap, w_spline, os, o0, s.accumulator);
-          }
-          for (; o0 < os; o0 += kLanes) {
-            forward_bucket<T, K, 1>(pairs, count, s, w_tap, w_spline, os, o0, s.accumulator);
-          }
+          const int64_t done = pair_start[j * buckets + m];
+          pair_start[j * buckets + m + 1] =
+              done + bucket_pairs_blocked(order, local, first_row, start[m], start[m + 1],
+                                          j * p.dilation, p.stride, nt, pairs + 2 * done);
         }
+      }
+      const int64_t acc_rows = nb * nt;
+      int64_t o0 = 0;
+      for (; o0 + 4 * kLanes <= os; o0 += 4 * kLanes) {
+        forward_buckets_block<T, K, 4>(p, s, pairs, pair_start, buckets, w_channel, rows, os, o0,
+                                       s.accumulator + o0 * acc_rows);
+      }
+      for (; o0 + 2 * kLanes <= os; o0 += 2 * kLanes) {
+        forward_buckets_block<T, K, 2>(p, s, pairs, pair_start, buckets, w_channel, rows, os, o0,
+                                       s.accumulator + o0 * acc_rows);
+      }
+      for (; o0 < os; o0 += kLanes) {
+        forward_buckets_block<T, K, 1>(p, s, pairs, pair_start, buckets, w_channel, rows, os, o0,
+                                       s.accumulator + o0 * acc_rows);
       }
     }
 
+    if (use_buckets) {  // column blocks: columns [c0, c0 + width) at c0 * nb * nt, rows of width
+      int64_t c0 = 0;
+      while (c0 < p.out_per_group) {
+        const int64_t width = c0 + 4 * kLanes <= os   ? 4 * kLanes
+                              : c0 + 2 * kLanes <= os ? 2 * kLanes
+                                                      : kLanes;
+        const int64_t c1 = c0 + width < p.out_per_group ? c0 + width : p.out_per_group;
+        for (int64_t bl = 0; bl < nb; ++bl) {
+          T* out = a.out + ((b0 + bl) * p.out_channels + g * p.out_per_group) * p.out_length + t0;
+          const T* acc = s.accumulator + c0 * nb * nt + bl * nt * width;
+          for (int64_t o = c0; o < c1; ++o) {
+            for (int64_t t = 0; t < nt; ++t) out[o * p.out_length + t] = acc[t * width + o - c0];
+          }
+        }
+        c0 += width;
+      }
+      continue;
+    }
     for (int64_t bl = 0; bl < nb; ++bl) {
       T* out = a.out + ((b0 + bl) * p.out_channels + g * p.out_per_group) * p.out_length + t0;
       const T* acc = s.accumulator + bl * nt * os;
@@ -530,16 +576,19 @@ void forward_impl(const ForwardArgs<T>& a, int64_t begin, int64_t end, void* scr
 }
 
 // Input gradient of NP consecutive input positions whose every tap reads an output (stride 1),
-// NV vectors of output channels from o0: per tap, the coefficient silu'(x) * base row + sum_r
-// B_r'(x) * spline row r times grad_out, summed in registers and added to dx once.
+// NV vectors of output channels from o0: per tap, the coefficient phi'(x) = silu'(x) * base row +
+// sum_r N_r(x) / h * difference row r (K rows) times grad_out, summed in registers and added to
+// dx once. w_block: the channel's column block from o0 (cpu_input_grad_layout: [k][rows][NV
+// vectors]); the scratch row offsets are row indices.
 // kChecked (NP = 1): any position and stride; taps that read no output are skipped.
 template <typename T, int K, int NV, int NP, bool kChecked = false>
 inline void input_grad_positions(const KanConv1dParams& p, const Scratch<T>& s,
-                                 const T* __restrict__ w_channel, int64_t rows, int64_t os,
+                                 const T* __restrict__ w_block, int64_t rows, int64_t os,
                                  const T* __restrict__ gy_group, int64_t pos, int64_t q,
                                  int64_t o0, T* __restrict__ dx) {
   using V = typename Vector<T>::type;
   constexpr int kLanes = kVectorBytes / sizeof(T);
+  constexpr int64_t kWidth = NV * kLanes;  // the block's row stride
   V acc[NP][2];
 #pragma GCC unroll 16
   for (int i = 0; i < NP; ++i) acc[i][0] = acc[i][1] = V{};
@@ -550,14 +599,14 @@ inline void input_grad_positions(const KanConv1dParams& p, const Scratch<T>& s,
       if (t == -2) break;
       if (t < 0) continue;
     }
-    const T* w_tap = w_channel + j * rows * os + o0;
+    const T* w_tap = w_block + j * rows * kWidth;
     const T* gy_tap = gy_group + t * os + o0;
 #pragma GCC unroll 16
     for (int i = 0; i < NP; ++i) {
-      const T* w_row[K + 1];
-      w_row[0] = w_tap + s.row_offset[q + i];
+      const T* w_row[K];
+      w_row[0] = w_tap + s.row_offset[q + i] * kWidth;
 #pragma GCC unroll 8
-      for (int r = 1; r <= K; ++r) w_row[r] = w_row[r - 1] + os;
+      for (int r = 1; r < K; ++r) w_row[r] = w_row[r - 1] + kWidth;
       const T silu_grad = s.silu_values[q + i];
       const T* derivative = s.basis_values + (q + i) * (K + 1);
       const T* gy = gy_tap + i * os;
@@ -567,7 +616,7 @@ inline void input_grad_positions(const KanConv1dParams& p, const Scratch<T>& s,
         memcpy(&w, w_tap + v * kLanes, sizeof(V));
         V coef = silu_grad * w;
 #pragma GCC unroll 8
-        for (int r = 0; r <= K; ++r) {
+        for (int r = 0; r < K; ++r) {
           memcpy(&w, w_row[r] + v * kLanes, sizeof(V));
           coef += derivative[r] * w;
         }
@@ -593,14 +642,42 @@ inline void input_grad_run(const KanConv1dParams& p, const Scratch<T>& s,
                            const T* __restrict__ w_channel, int64_t rows, int64_t os,
                            const T* __restrict__ gy_group, int64_t chunk_start, int64_t begin,
                            int64_t end, int64_t o0, T* __restrict__ dx_row) {
+  const T* w_block = w_channel + o0 * p.kernel_size * rows;
   int64_t pos = begin;
   for (; pos + NP <= end; pos += NP) {
-    input_grad_positions<T, K, NV, NP>(p, s, w_channel, rows, os, gy_group, pos,
+    input_grad_positions<T, K, NV, NP>(p, s, w_block, rows, os, gy_group, pos,
                                        pos - chunk_start, o0, dx_row + pos);
   }
   for (; pos < end; ++pos) {
-    input_grad_positions<T, K, NV, 1>(p, s, w_channel, rows, os, gy_group, pos,
+    input_grad_positions<T, K, NV, 1>(p, s, w_block, rows, os, gy_group, pos,
                                       pos - chunk_start, o0, dx_row + pos);
+  }
+}
+
+// One position (any stride, each tap checked) over every column block.
+template <typename T, int K>
+inline void input_grad_checked(const KanConv1dParams& p, const Scratch<T>& s,
+                               const T* __restrict__ w_channel, int64_t rows, int64_t os,
+                               const T* __restrict__ gy_group, int64_t pos, int64_t q,
+                               T* __restrict__ dx) {
+  constexpr int64_t kLanes = kVectorBytes / sizeof(T);
+  const int64_t block = p.kernel_size * rows;  // times the block's columns
+  int64_t o0 = 0;
+  for (; o0 + 8 * kLanes <= os; o0 += 8 * kLanes) {
+    input_grad_positions<T, K, 8, 1, true>(p, s, w_channel + o0 * block, rows, os, gy_group, pos,
+                                           q, o0, dx);
+  }
+  for (; o0 + 4 * kLanes <= os; o0 += 4 * kLanes) {
+    input_grad_positions<T, K, 4, 1, true>(p, s, w_channel + o0 * block, rows, os, gy_group, pos,
+                                           q, o0, dx);
+  }
+  for (; o0 + 2 * kLanes <= os; o0 += 2 * kLanes) {
+    input_grad_positions<T, K, 2, 1, true>(p, s, w_channel + o0 * block, rows, os, gy_group, pos,
+                                           q, o0, dx);
+  }
+  for (; o0 < os; o0 += kLanes) {
+    input_grad_positions<T, K, 1, 1, true>(p, s, w_channel + o0 * block, rows, os, gy_group, pos,
+                                           q, o0, dx);
   }
 }
 
@@ -633,7 +710,7 @@ void input_grad_impl(const InputGradArgs<T>& a, int64_t begin, int64_t end,
 
     for (int64_t c0 = 0; c0 < p.length; c0 += chunk) {
       const int64_t n = p.length - c0 < chunk ? p.length - c0 : chunk;
-      features<K, true>(x_row + c0, n, a.knots, p.num_intervals, inv_h, os, s);
+      features<K, true>(x_row + c0, n, a.knots, p.num_intervals, inv_h, 1, s);  // row indices
       for (int64_t q = 0; q < n; ++q) dx_row[c0 + q] = T(0);
       int64_t lo = full_begin > c0 ? full_begin : c0;
       int64_t hi = full_end < c0 + n ? full_end : c0 + n;
@@ -657,16 +734,8 @@ void input_grad_impl(const InputGradArgs<T>& a, int64_t begin, int64_t end,
       for (int64_t pos = c0; pos < c0 + n; ++pos) {
         if (pos == lo && hi > lo) pos = hi;
         if (pos >= c0 + n) break;
-        const int64_t q = pos - c0;
-        int64_t o0 = 0;
-        for (; o0 + 8 * kLanes <= os; o0 += 8 * kLanes) {
-          input_grad_positions<T, K, 8, 1, true>(p, s, w_channel, rows, os, gy_group, pos, q,
-                                                 o0, dx_row + pos);
-        }
-        for (; o0 < os; o0 += kLanes) {
-          input_grad_positions<T, K, 1, 1, true>(p, s, w_channel, rows, os, gy_group, pos, q,
-                                                 o0, dx_row + pos);
-        }
+        input_grad_checked<T, K>(p, s, w_channel, rows, os, gy_group, pos, pos - c0,
+                                 dx_row + pos);
       }
     }
   }
@@ -691,6 +760,55 @@ inline void weight_grad_bucket(const int64_t* __restrict__ pairs, int64_t count,
   for (int64_t i = 0; i < count; ++i) {
     const int64_t pos = pairs[2 * i];
     const T* gy_row = gy + pairs[2 * i + 1] * os + o0;
+    const T silu_value = s.silu_values[pos];
+    T values[K + 1];
+    for (int r = 0; r <= K; ++r) values[r] = s.basis_values[pos * (K + 1) + r];
+    for (int v = 0; v < NV; ++v) {
+      V go;
+      memcpy(&go, gy_row + v * kLanes, sizeof(V));
+      acc_base[v] += silu_value * go;
+      for (int r = 0; r <= K; ++r) acc_spline[r][v] += values[r] * go;
+    }
+  }
+  for (int v = 0; v < NV; ++v) {
+    V sum;
+    T* base = grad_base + o0 + v * kLanes;
+    memcpy(&sum, base, sizeof(V));
+    sum += acc_base[v];
+    memcpy(base, &sum, sizeof(V));
+    for (int r = 0; r <= K; ++r) {
+      T* spline = grad_spline + r * os + o0 + v * kLanes;
+      memcpy(&sum, spline, sizeof(V));
+      sum += acc_spline[r][v];
+      memcpy(spline, &sum, sizeof(V));
+    }
+  }
+}
+
+// The same for stride 1, straight from the sorted entries of one bucket (no pair list): entry i
+// is window position local[i] of the element whose output rows start at first_row[i]; for tap
+// shift `shift` it reads grad_out row first_row[i] + local[i] - shift when that is one of the
+// block's `limit` outputs (all but the window's edge positions).
+template <typename T, int K, int NV>
+inline void weight_grad_sorted(const int64_t* __restrict__ order,
+                               const int64_t* __restrict__ local,
+                               const int64_t* __restrict__ first_row, int64_t begin, int64_t end,
+                               int64_t shift, int64_t limit, const Scratch<T>& s,
+                               const T* __restrict__ gy, int64_t os, int64_t o0,
+                               T* __restrict__ grad_base, T* __restrict__ grad_spline) {
+  using V = typename Vector<T>::type;
+  constexpr int kLanes = kVectorBytes / sizeof(T);
+  V acc_base[NV];
+  V acc_spline[K + 1][NV];
+  for (int v = 0; v < NV; ++v) {
+    acc_base[v] = V{};
+    for (int r = 0; r <= K; ++r) acc_spline[r][v] = V{};
+  }
+  for (int64_t i = begin; i < end; ++i) {
+    const int64_t t = local[i] - shift;
+    if (static_cast<uint64_t>(t) >= static_cast<uint64_t>(limit)) continue;
+    const int64_t pos = order[i];
+    const T* gy_row = gy + (first_row[i] + t) * os + o0;
     const T silu_value = s.silu_values[pos];
     T values[K + 1];
     for (int r = 0; r <= K; ++r) values[r] = s.basis_values[pos * (K + 1) + r];
@@ -770,6 +888,22 @@ void weight_grad_impl(const WeightGradArgs<T>& a, int64_t begin, int64_t end,
         for (int64_t j = 0; j < p.kernel_size; ++j) {
           T* grad_base = grad_channel + j * rows * os;
           for (int64_t m = 0; m < buckets; ++m) {
+            if (p.stride == 1) {
+              if (start[m + 1] == start[m]) continue;
+              T* grad_spline = grad_base + (1 + m) * os;
+              int64_t o0 = 0;
+              for (; o0 + 4 * kLanes <= os; o0 += 4 * kLanes) {
+                weight_grad_sorted<T, K, 4>(order, local, first_row, start[m], start[m + 1],
+                                            j * p.dilation, nt, s, gy_block, os, o0, grad_base,
+                                            grad_spline);
+              }
+              for (; o0 < os; o0 += kLanes) {
+                weight_grad_sorted<T, K, 1>(order, local, first_row, start[m], start[m + 1],
+                                            j * p.dilation, nt, s, gy_block, os, o0, grad_base,
+                                            grad_spline);
+              }
+              continue;
+            }
             // Output t0 + t of element bl reads window position t * stride + j * dilation.
             const int64_t count =
                 bucket_pairs_blocked(order, local, first_row, start[m], start[m + 1],
