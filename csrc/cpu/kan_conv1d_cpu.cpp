@@ -139,16 +139,19 @@ at::Tensor pack_weights_cpu(const at::Tensor& base_weight, const at::Tensor& spl
 }
 
 // The weight gradients from the packed per-chunk sums (cpu_packed_layout): chunks added in a
-// fixed order, written straight into grad_base [C_out, Cg, k] and grad_spline [C_out, Cg, k, S]
-// (contiguous, x's dtype: see new_grad_outputs), one (group, input channel) per item.
+// fixed order, written into grad_base [C_out, Cg, k] and grad_spline [C_out, Cg, k, S]
+// (contiguous, x's dtype: see new_grad_outputs), one (group, input channel) per item. As in
+// pack_weights_cpu, the other way round: whole packed rows are summed into local [C_out / groups]
+// [k] and [C_out / groups][k][S] buffers, which go out as one run of each per output channel.
 template <typename scalar_t>
 void unpack_weight_grad_cpu(const at::Tensor& packed_grad, int64_t chunks,
                             const KanConv1dParams& p, const PackedLayout& layout,
                             at::Tensor& grad_base, at::Tensor& grad_spline) {
   const int64_t S = p.grid_size + p.spline_order;
   const int64_t k = p.kernel_size;
+  const int64_t rows = layout.num_rows;  // 1 + S
   const int64_t os = layout.out_stride;
-  const int64_t block = k * layout.num_rows * os;  // one (group, input channel)
+  const int64_t block = k * rows * os;  // one (group, input channel)
   const int64_t chunk_stride = p.groups * p.in_per_group * block;
   const int64_t cog = p.out_per_group;
   const int64_t cg = p.in_per_group;
@@ -156,24 +159,29 @@ void unpack_weight_grad_cpu(const at::Tensor& packed_grad, int64_t chunks,
   scalar_t* gb = grad_base.mutable_data_ptr<scalar_t>();
   scalar_t* gs = grad_spline.mutable_data_ptr<scalar_t>();
   at::parallel_for(0, p.groups * cg, 1, [&](int64_t begin, int64_t end) {
+    // every value set below before it is read
+    std::unique_ptr<scalar_t[]> local_base(new scalar_t[cog * k]);
+    std::unique_ptr<scalar_t[]> local_spline(new scalar_t[cog * k * S]);
     for (int64_t item = begin; item < end; ++item) {
       const int64_t g = item / cg;
       const int64_t c = item % cg;
       const scalar_t* src = packed + item * block;
-      for (int64_t o = 0; o < cog; ++o) {
-        const int64_t dst = ((g * cog + o) * cg + c) * k;
-        for (int64_t j = 0; j < k; ++j) {
-          const scalar_t* tap = src + j * layout.num_rows * os + o;
-          for (int64_t row = 0; row <= S; ++row) {
-            scalar_t sum = tap[row * os];
-            for (int64_t chunk = 1; chunk < chunks; ++chunk) sum += tap[chunk * chunk_stride + row * os];
-            if (row == 0) {
-              gb[dst + j] = sum;
-            } else {
-              gs[(dst + j) * S + row - 1] = sum;
-            }
+      for (int64_t j = 0; j < k; ++j) {
+        for (int64_t row = 0; row < rows; ++row) {
+          const scalar_t* sums = src + (j * rows + row) * os;
+          scalar_t* dst = row == 0 ? local_base.get() + j : local_spline.get() + j * S + row - 1;
+          const int64_t dst_step = row == 0 ? k : k * S;
+          for (int64_t o = 0; o < cog; ++o) {
+            scalar_t sum = sums[o];
+            for (int64_t chunk = 1; chunk < chunks; ++chunk) sum += sums[chunk * chunk_stride + o];
+            dst[o * dst_step] = sum;
           }
         }
+      }
+      for (int64_t o = 0; o < cog; ++o) {
+        const int64_t dst = ((g * cog + o) * cg + c) * k;
+        memcpy(gb + dst, local_base.get() + o * k, sizeof(scalar_t) * k);
+        memcpy(gs + dst * S, local_spline.get() + o * k * S, sizeof(scalar_t) * k * S);
       }
     }
   });
