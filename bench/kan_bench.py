@@ -102,16 +102,22 @@ _compiled_reference: dict[bool, Callable] = {}
 
 def _reference_compiled(spline_order: int, dynamic: bool) -> Callable:
     """The compiled reference: with ``dynamic`` one compilation serves every shape (shorter
-    runs); without, torch specializes per shape (the code a user gets by default)."""
-    if dynamic not in _compiled_reference:
+    runs); without, torch specializes per shape (the code a user gets by default). Each
+    specialized case starts from a reset compiler cache: dynamo counts recompilations per code
+    object, and past its limit (8) it would silently run the reference eagerly."""
 
-        def layer(x, base, spline, spline_order):
-            return mkcc_kernels.kan_conv1d(
-                x, base, spline, padding="same", spline_order=spline_order, backend="reference"
-            )
+    def layer(x, base, spline, spline_order):
+        return mkcc_kernels.kan_conv1d(
+            x, base, spline, padding="same", spline_order=spline_order, backend="reference"
+        )
 
-        _compiled_reference[dynamic] = torch.compile(layer, dynamic=True if dynamic else None)
-    compiled = _compiled_reference[dynamic]
+    if not dynamic:
+        torch._dynamo.reset()
+        compiled = torch.compile(layer)
+    else:
+        if dynamic not in _compiled_reference:
+            _compiled_reference[dynamic] = torch.compile(layer, dynamic=True)
+        compiled = _compiled_reference[dynamic]
     return lambda x, base, spline: compiled(x, base, spline, spline_order)
 
 

@@ -68,7 +68,8 @@ struct InputGradArgs {
   PackedLayout layout;
   const T* x;              // [B, C_in, T]
   const T* knots;
-  const T* packed_weight;  // [C_in][k][num_rows][out_stride] (cpu_input_grad_layout)
+  // [C_in][column blocks][k][num_rows][block columns] (cpu_input_grad_layout)
+  const T* packed_weight;
   const T* grad_out_t;     // [B][groups][T_out][out_stride]
   T* grad_x;               // [B, C_in, T]
 };

@@ -344,8 +344,8 @@ inline void forward_bucket(const int64_t* __restrict__ pairs, int64_t count, con
 }
 
 // Every tap and bucket of one input channel for the column block of NV vectors from o0, whose
-// accumulators (nt rows of NV vectors) are at acc: pairs of tap j, bucket m are
-// pairs[2 * pair_start[j * buckets + m] ...].
+// accumulators (one row of NV vectors per output position of the item) are at acc: pairs of tap
+// j, bucket m are pairs[2 * pair_start[j * buckets + m] ...].
 template <typename T, int K, int NV>
 inline void forward_buckets_block(const KanConv1dParams& p, const Scratch<T>& s,
                                   const int64_t* pairs, const int64_t* pair_start,
