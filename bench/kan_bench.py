@@ -184,7 +184,10 @@ def make_step(layer: Callable, inputs: list[torch.Tensor], mode: str) -> Callabl
         return step
     leaves = [t.detach().requires_grad_(True) for t in inputs]
     if mode == "bwd":  # the backward pass alone, through a graph recorded once
-        out = layer(*leaves)
+        # A compiled backward donates its saved buffers by default, which rules out running
+        # it again through the retained graph.
+        with torch._functorch.config.patch(donated_buffer=False):
+            out = layer(*leaves)
         grad_out = torch.ones_like(out)
 
         def step():
