@@ -3,6 +3,7 @@
 #include <torch/extension.h>
 
 #include "cpu/isa.h"
+#include "cpu/workspace.h"
 #include "host.h"
 
 // MKCC_CUDA_ARCHS is set by setup.py as one identifier, e.g. sm80_sm90.
@@ -67,6 +68,14 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "What this build holds: torch version, CUDA kernels and archs, CPU instruction sets.");
   m.def("set_cpu_isa", &mkcc::cpu::set_active_isa, pybind11::arg("isa"),
         "Selects the CPU kernel build ('generic', 'avx2', 'avx512') among those supported.");
+  m.def("cpu_workspace_bytes", &mkcc::cpu::workspace_bytes,
+        "Bytes of reused CPU-op buffers the calling thread holds.");
+  m.def("release_cpu_workspace", &mkcc::cpu::release_workspace,
+        "Frees the calling thread's reused CPU-op buffers.");
+  m.def("set_cpu_workspace_limit", &mkcc::cpu::set_workspace_limit, pybind11::arg("nbytes"),
+        "The most bytes of reused CPU-op buffers one thread may hold (0: none kept).");
+  m.def("cpu_workspace_limit", &mkcc::cpu::workspace_limit,
+        "The most bytes of reused CPU-op buffers one thread may hold.");
   m.def("set_poison_outputs", &mkcc::set_poison_outputs, pybind11::arg("enabled"),
         "Fill every new kernel output with NaN before the kernels write it (for tests).");
   m.def("poison_outputs", &mkcc::poison_outputs, "Whether new kernel outputs are NaN-filled.");

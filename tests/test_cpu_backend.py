@@ -3,10 +3,13 @@ odd configurations, both dtypes and every CPU instruction-set build."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 
 import mkcc_kernels
+from mkcc_kernels import _C
 from mkcc_kernels.reference import knots
 
 from .helpers import (
@@ -226,3 +229,105 @@ def test_wide_output_rows(batch, out_channels, length, conv, dtype, cpu_isa):
         compare_with_reference("cpu", x, base, spline, dtype, f"[{cpu_isa}] wide rows", **conv)
     finally:
         torch.set_num_threads(previous)
+
+
+def _run_cpu(x, base, spline, **conv):
+    """Output and the three gradients of the ``cpu`` backend for a fixed random ``grad_out``."""
+    leaves = [t.clone().requires_grad_(True) for t in (x, base, spline)]
+    out = mkcc_kernels.kan_conv1d(*leaves, backend="cpu", **conv)
+    grad_out = torch.randn(out.shape, generator=torch.Generator().manual_seed(9), dtype=out.dtype)
+    out.backward(grad_out)
+    return out.detach(), [leaf.grad for leaf in leaves]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["fp64", "fp32"])
+def test_workspace_reused_across_calls(dtype):
+    """Buffers kept from a call with NaN weights and a NaN grad_out, of other sizes and layouts,
+    must not leak into later calls: every element a kernel reads is written in its own call
+    (outputs are not poisoned here, so stale values stay what the earlier call left)."""
+    _C.set_poison_outputs(False)
+    mkcc_kernels.release_cpu_workspace()
+    shapes = [
+        (3, 20, 70, 90, 5, {"padding": 2}),
+        (2, 6, 9, 31, 3, {"stride": 2, "padding": 1}),
+        (4, 2 * 5, 2 * 40, 17, 7, {"groups": 2, "padding": "same"}),
+        (2, 20, 70, 64, 5, {"dilation": 2}),
+    ]
+    for step, (b, cin, cout, t, k, conv) in enumerate(shapes):
+        x, base, spline = make_inputs(b, cin, cout, t, k, conv, 5, dtype, seed=20 + step)
+        compare_with_reference("cpu", x, base, spline, dtype, f"call {step}", **conv)
+        nan_spline = spline.clone()
+        nan_spline.view(-1)[::3] = float("nan")
+        leaves = [t.clone().requires_grad_(True) for t in (x, base, nan_spline)]
+        out = mkcc_kernels.kan_conv1d(*leaves, backend="cpu", **conv)
+        out.backward(torch.full_like(out, float("nan")))
+        assert torch.isnan(out).any() and torch.isnan(leaves[0].grad).any()
+    assert mkcc_kernels.cpu_workspace_bytes() > 0
+
+
+def test_workspace_limit_and_release():
+    x, base, spline = make_inputs(2, 8, 24, 50, 5, {"padding": 2}, 5, torch.float64, seed=31)
+    limit = mkcc_kernels.cpu_workspace_limit()
+    assert limit == 256 << 20
+    try:
+        mkcc_kernels.release_cpu_workspace()
+        assert mkcc_kernels.cpu_workspace_bytes() == 0
+        kept_out, kept_grads = _run_cpu(x, base, spline, padding=2)
+        held = mkcc_kernels.cpu_workspace_bytes()
+        assert held > 0
+        _run_cpu(x, base, spline, padding=2)
+        assert mkcc_kernels.cpu_workspace_bytes() == held  # reused, not grown
+        mkcc_kernels.release_cpu_workspace()
+        assert mkcc_kernels.cpu_workspace_bytes() == 0
+
+        mkcc_kernels.set_cpu_workspace_limit(0)
+        assert mkcc_kernels.cpu_workspace_limit() == 0
+        out, grads = _run_cpu(x, base, spline, padding=2)
+        assert mkcc_kernels.cpu_workspace_bytes() == 0
+        assert torch.equal(out, kept_out)
+        for got, want in zip(grads, kept_grads):
+            assert torch.equal(got, want)
+
+        # A limit that holds the forward's weights but not every backward buffer: some calls
+        # allocate their own, with the same results.
+        mkcc_kernels.set_cpu_workspace_limit(held // 2)
+        out, grads = _run_cpu(x, base, spline, padding=2)
+        assert 0 < mkcc_kernels.cpu_workspace_bytes() <= held // 2
+        assert torch.equal(out, kept_out)
+        for got, want in zip(grads, kept_grads):
+            assert torch.equal(got, want)
+    finally:
+        mkcc_kernels.set_cpu_workspace_limit(limit)
+        mkcc_kernels.release_cpu_workspace()
+
+
+def test_workspace_is_per_thread():
+    x, base, spline = make_inputs(2, 8, 24, 50, 5, {"padding": 2}, 5, torch.float64, seed=32)
+    mkcc_kernels.release_cpu_workspace()
+    expected = _run_cpu(x, base, spline, padding=2)
+    held = mkcc_kernels.cpu_workspace_bytes()
+    results = {}
+
+    def worker():
+        results["before"] = mkcc_kernels.cpu_workspace_bytes()
+        results["run"] = _run_cpu(x, base, spline, padding=2)
+        results["after"] = mkcc_kernels.cpu_workspace_bytes()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert results["before"] == 0 and results["after"] == held
+    assert mkcc_kernels.cpu_workspace_bytes() == held
+    assert torch.equal(results["run"][0], expected[0])
+    for got, want in zip(results["run"][1], expected[1]):
+        assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize(
+    "value, error",
+    [(-1, ValueError), (1.5, TypeError), ("1", TypeError), (True, TypeError)],
+    ids=["negative", "float", "str", "bool"],
+)
+def test_workspace_limit_rejects_bad_values(value, error):
+    with pytest.raises(error, match="nbytes"):
+        mkcc_kernels.set_cpu_workspace_limit(value)

@@ -11,6 +11,7 @@
 #include "../host.h"
 #include "isa.h"
 #include "kernels.h"
+#include "workspace.h"
 
 namespace mkcc {
 namespace cpu {
@@ -79,9 +80,9 @@ at::Tensor pack_weights_cpu(const at::Tensor& base_weight, const at::Tensor& spl
                             at::ScalarType dtype, bool input_grad = false) {
   const auto base = base_weight.to(dtype).contiguous();      // [C_out, Cg, k]
   const auto spline = spline_weight.to(dtype).contiguous();  // [C_out, Cg, k, S]
-  auto packed = at::empty(
-      {p.groups, p.in_per_group, p.kernel_size, layout.num_rows, layout.out_stride},
-      base_weight.options().dtype(dtype));
+  auto packed = workspace_tensor(
+      input_grad ? WorkspaceSlot::input_grad_weights : WorkspaceSlot::forward_weights,
+      {p.groups, p.in_per_group, p.kernel_size, layout.num_rows, layout.out_stride}, dtype);
   const int64_t S = p.grid_size + p.spline_order;
   const int64_t k = p.kernel_size;
   const int64_t rows = layout.num_rows;  // 1 + S, or 2 + S for the input gradient
@@ -193,7 +194,9 @@ void unpack_weight_grad_cpu(const at::Tensor& packed_grad, int64_t chunks,
 template <typename scalar_t>
 at::Tensor transpose_grad_out_cpu(const at::Tensor& grad_out, const KanConv1dParams& p,
                                   const PackedLayout& layout) {
-  auto out = at::empty({p.batch, p.groups, p.out_length, layout.out_stride}, grad_out.options());
+  auto out = workspace_tensor(WorkspaceSlot::grad_out_rows,
+                              {p.batch, p.groups, p.out_length, layout.out_stride},
+                              grad_out.scalar_type());
   const int64_t os = layout.out_stride;
   const int64_t cog = p.out_per_group;
   const int64_t T = p.out_length;
@@ -340,9 +343,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_conv1d_bwd_cpu(
               ? 1
               : std::min(p.batch, (2 * threads + p.in_channels - 1) / p.in_channels);
       // Not zero-filled here: each work item zeroes the block it owns (while it is cache-hot).
-      auto packed_grad = at::empty({chunks, p.groups, p.in_per_group, p.kernel_size,
-                                    layout.num_rows, layout.out_stride},
-                                   x.options());
+      auto packed_grad = workspace_tensor(WorkspaceSlot::weight_grad_sums,
+                                          {chunks, p.groups, p.in_per_group, p.kernel_size,
+                                           layout.num_rows, layout.out_stride},
+                                          x.scalar_type());
       WeightGradArgs<scalar_t> a{p,
                                  layout,
                                  x_contig.const_data_ptr<scalar_t>(),
