@@ -10,7 +10,8 @@ Providers: the fused backends (``cpu``, ``triton``, ``cuda``), ``reference`` eag
 ``unfold`` (the naive baseline), and two floors that compute something else of the same size:
 ``conv1d`` (``nn.Conv1d`` with the same C_in, C_out, k) and ``dense-gemm`` (the matmul of the
 expanded features, ``[B*T_out, C_in*k*(1+G+K)] @ [.., C_out]``). Each case is run ``--warmup``
-times, then timed ``--repeats`` times (synchronized on CUDA); rows give the median and the
+times, then timed ``--repeats`` times and for at least ``--min-seconds`` (so that millisecond
+cases get hundreds of samples; synchronized on CUDA); rows give the median and the
 20th/80th percentiles, the dense-equivalent GFLOP/s (``2*B*C_out*T_out*C_in*k*(1+G+K)`` per
 forward, three times that for forward+backward) and the speed-up over ``unfold``. Bytes saved for
 backward are measured with saved-tensor hooks (forward+backward mode), peak memory with the CUDA
@@ -203,20 +204,30 @@ def make_step(layer: Callable, inputs: list[torch.Tensor], mode: str) -> Callabl
 
 
 def time_step(
-    step: Callable[[], None], device: str, warmup: int, repeats: int, max_seconds: float
+    step: Callable[[], None],
+    device: str,
+    warmup: int,
+    repeats: int,
+    max_seconds: float,
+    min_seconds: float = 0.0,
 ) -> list[float]:
+    """Milliseconds of each timed run: at least ``repeats`` runs and ``min_seconds`` (short cases
+    get more samples), cut at ``max_seconds`` once 3 runs are in."""
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     for _ in range(warmup):
         step()
     sync()
-    times = []
+    times: list[float] = []
     started = time.perf_counter()
-    for _ in range(repeats):
+    while True:
         t0 = time.perf_counter()
         step()
         sync()
         times.append((time.perf_counter() - t0) * 1e3)
-        if time.perf_counter() - started > max_seconds and len(times) >= 3:
+        elapsed = time.perf_counter() - started
+        if elapsed > max_seconds and len(times) >= 3:
+            break
+        if len(times) >= repeats and elapsed >= min_seconds:
             break
     return times
 
@@ -350,6 +361,12 @@ def main(argv: list[str] | None = None) -> None:
         help="stop repeating a case after this long (at least 3 runs)",
     )
     parser.add_argument(
+        "--min-seconds",
+        type=float,
+        default=None,
+        help="keep repeating a case past --repeats until this long (default 1 s, --quick 0)",
+    )
+    parser.add_argument(
         "--compile-dynamic",
         action="store_true",
         help="compile the reference once for all shapes (dynamic shapes)",
@@ -385,6 +402,15 @@ def main(argv: list[str] | None = None) -> None:
     max_seconds = (
         args.max_seconds if args.max_seconds is not None else (3.0 if args.quick else 20.0)
     )
+    min_seconds = args.min_seconds if args.min_seconds is not None else (0.0 if args.quick else 1.0)
+    for name, value, least in (
+        ("--warmup", warmup, 0),
+        ("--repeats", repeats, 1),
+        ("--max-seconds", max_seconds, 0),
+        ("--min-seconds", min_seconds, 0),
+    ):
+        if value < least:
+            parser.error(f"{name}: expected a value >= {least}, got {value}")
     torch.set_num_threads(args.threads)
     num_features = 1 + args.grid_size + args.spline_order
 
@@ -410,7 +436,12 @@ def main(argv: list[str] | None = None) -> None:
                     if args.device == "cuda":
                         torch.cuda.reset_peak_memory_stats()
                     times = time_step(
-                        make_step(layer, inputs, mode), args.device, warmup, repeats, max_seconds
+                        make_step(layer, inputs, mode),
+                        args.device,
+                        warmup,
+                        repeats,
+                        max_seconds,
+                        min_seconds,
                     )
                     work = flops(provider, shape, num_features, mode)
                     result = Result(
