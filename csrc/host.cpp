@@ -49,6 +49,7 @@ KanConv1dParams make_params(const at::Tensor& x, const at::Tensor& base_weight,
   p.out_channels = base_weight.size(0);
   p.kernel_size = base_weight.size(2);
   p.groups = groups;
+  TORCH_CHECK_VALUE(p.in_channels >= 1, "x: expected in_channels >= 1, got shape ", x.sizes());
   TORCH_CHECK_VALUE(p.in_channels % groups == 0, "groups: in_channels (", p.in_channels,
                     ") must be divisible by groups (", groups, ")");
   TORCH_CHECK_VALUE(p.out_channels % groups == 0, "groups: out_channels (", p.out_channels,

@@ -88,6 +88,8 @@ def _check_tensors(
         if value.device != x.device:
             raise ValueError(f"{name}: expected device {x.device} (that of x), got {value.device}")
     in_channels = x.shape[1]
+    if in_channels == 0:
+        raise ValueError(f"x: expected in_channels >= 1, got shape {tuple(x.shape)}")
     out_channels, in_per_group, kernel_size = base_weight.shape
     if in_channels % groups or out_channels % groups:
         raise ValueError(

@@ -106,7 +106,7 @@ def kan_conv1d_reference(
     weight = _standard_strides(
         weight.transpose(2, 3).reshape(out_channels, in_per_group * num_features, kernel_size)
     )
-    if pad_left == pad_right:
+    if pad_left == pad_right and length > 0:  # conv1d's own padding rejects an empty input
         return F.conv1d(features, weight, None, stride, pad_left, dilation, groups)
     features = F.pad(features, (pad_left, pad_right))
     return F.conv1d(features, weight, None, stride, 0, dilation, groups)

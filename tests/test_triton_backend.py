@@ -175,3 +175,15 @@ def test_cpu_tensors_without_interpreter_are_a_clear_error():
         and "TRITON_INTERPRET=1" in lines[0]
     )
     assert lines[1].startswith("x: the Triton kernels run on CUDA tensors")
+
+
+def test_op_rejects_input_without_channels():
+    x = torch.randn(2, 0, 10, device=DEVICE)
+    base, spline = torch.randn(6, 0, 3, device=DEVICE), torch.randn(6, 0, 3, 8, device=DEVICE)
+    with pytest.raises(ValueError, match=r"^x: expected a 3-D tensor \[batch, in_channels >= 1"):
+        torch.ops.mkcc.kan_conv1d_fwd_triton(x, base, spline, 1, 1, 1, 1, 1, 3, -1.0, 1.0)
+    grad_out = torch.randn(2, 6, 10, device=DEVICE)
+    with pytest.raises(ValueError, match=r"^x: expected a 3-D tensor \[batch, in_channels >= 1"):
+        torch.ops.mkcc.kan_conv1d_bwd_triton(
+            grad_out, x, base, spline, 1, 1, 1, 1, 1, 3, -1.0, 1.0, True, True
+        )

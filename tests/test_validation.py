@@ -25,6 +25,15 @@ INVALID = {
     "x-int": ({"x": torch.ones(2, 4, 10, dtype=torch.int64)}, TypeError, "x"),
     "x-not-tensor": ({"x": [[1.0]]}, TypeError, "x"),
     "channel-mismatch": ({"x": torch.randn(2, 5, 10)}, ValueError, "base_weight"),
+    "no-in-channels": (
+        {
+            "x": torch.randn(2, 0, 10),
+            "base_weight": torch.randn(6, 0, 3),
+            "spline_weight": torch.randn(6, 0, 3, 8),
+        },
+        ValueError,
+        "x",
+    ),
     "base-rank": ({"base_weight": torch.randn(6, 4)}, ValueError, "base_weight"),
     "spline-rank": ({"spline_weight": torch.randn(6, 4, 8)}, ValueError, "spline_weight"),
     "spline-shape": ({"spline_weight": torch.randn(6, 4, 2, 8)}, ValueError, "spline_weight"),
@@ -114,6 +123,15 @@ def op_call(**changes):
 
 OP_INVALID = {
     "x-rank": ({"x": torch.randn(4, 10)}, ValueError, "x"),
+    "no-in-channels": (
+        {
+            "x": torch.randn(2, 0, 10),
+            "base_weight": torch.randn(6, 0, 3),
+            "spline_weight": torch.randn(6, 0, 3, 8),
+        },
+        ValueError,
+        "x",
+    ),
     "channel-mismatch": ({"x": torch.randn(2, 5, 10)}, ValueError, "base_weight"),
     "dtype-mismatch": (
         {"spline_weight": torch.randn(6, 4, 3, 8, dtype=torch.float64)},
@@ -191,3 +209,18 @@ def test_available_backends():
     expected = ["cpu"] + (["triton"] if triton_on_cpu else []) + ["reference", "unfold"]
     assert on_cpu == expected
     assert "cpu" in mkcc_kernels.available_backends()
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_empty_input_with_padding_gives_zeros(backend):
+    """A length-0 input with enough padding has outputs, every tap a padding tap: zeros, with
+    an empty x gradient and zero weight gradients, on every backend."""
+    x = torch.randn(2, 4, 0, requires_grad=True)
+    base = torch.randn(6, 4, 3, requires_grad=True)
+    spline = torch.randn(6, 4, 3, 8, requires_grad=True)
+    out = kan_conv1d(x, base, spline, padding=2, backend=backend)
+    assert out.shape == (2, 6, 2)
+    assert bool((out == 0).all())
+    out.backward(torch.randn(out.shape))
+    assert x.grad.shape == x.shape
+    assert bool((base.grad == 0).all()) and bool((spline.grad == 0).all())

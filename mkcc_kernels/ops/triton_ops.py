@@ -50,6 +50,11 @@ def _check(x: Tensor, base_weight: Tensor, spline_weight: Tensor) -> None:
             f"set before mkcc_kernels is first imported"
             f"{'; it was set after' if late else ''}), got a {x.device.type} tensor"
         )
+    if x.dim() != 3 or x.shape[1] == 0:
+        raise ValueError(
+            f"x: expected a 3-D tensor [batch, in_channels >= 1, length], got shape "
+            f"{tuple(x.shape)}"
+        )
     if x.dtype not in SUPPORTED_DTYPES:
         raise TypeError(f"x: backend 'triton' supports float32, float16, bfloat16, got {x.dtype}")
     if base_weight.dtype != x.dtype or spline_weight.dtype != x.dtype:
