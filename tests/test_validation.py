@@ -19,21 +19,20 @@ def good():
     }
 
 
+# An input without channels, and weights that match it.
+NO_IN_CHANNELS = {
+    "x": torch.randn(2, 0, 10),
+    "base_weight": torch.randn(6, 0, 3),
+    "spline_weight": torch.randn(6, 0, 3, 8),
+}
+
 INVALID = {
     # id: (changes to the good call, exception, text the message must contain)
     "x-rank": ({"x": torch.randn(4, 10)}, ValueError, "x"),
     "x-int": ({"x": torch.ones(2, 4, 10, dtype=torch.int64)}, TypeError, "x"),
     "x-not-tensor": ({"x": [[1.0]]}, TypeError, "x"),
     "channel-mismatch": ({"x": torch.randn(2, 5, 10)}, ValueError, "base_weight"),
-    "no-in-channels": (
-        {
-            "x": torch.randn(2, 0, 10),
-            "base_weight": torch.randn(6, 0, 3),
-            "spline_weight": torch.randn(6, 0, 3, 8),
-        },
-        ValueError,
-        "x",
-    ),
+    "no-in-channels": (NO_IN_CHANNELS, ValueError, "x"),
     "base-rank": ({"base_weight": torch.randn(6, 4)}, ValueError, "base_weight"),
     "spline-rank": ({"spline_weight": torch.randn(6, 4, 8)}, ValueError, "spline_weight"),
     "spline-shape": ({"spline_weight": torch.randn(6, 4, 2, 8)}, ValueError, "spline_weight"),
@@ -123,15 +122,7 @@ def op_call(**changes):
 
 OP_INVALID = {
     "x-rank": ({"x": torch.randn(4, 10)}, ValueError, "x"),
-    "no-in-channels": (
-        {
-            "x": torch.randn(2, 0, 10),
-            "base_weight": torch.randn(6, 0, 3),
-            "spline_weight": torch.randn(6, 0, 3, 8),
-        },
-        ValueError,
-        "x",
-    ),
+    "no-in-channels": (NO_IN_CHANNELS, ValueError, "x"),
     "channel-mismatch": ({"x": torch.randn(2, 5, 10)}, ValueError, "base_weight"),
     "dtype-mismatch": (
         {"spline_weight": torch.randn(6, 4, 3, 8, dtype=torch.float64)},
