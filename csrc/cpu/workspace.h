@@ -1,7 +1,8 @@
 // Buffers the CPU ops use only inside one call (packed weights, transposed grad_out, per-chunk
 // weight-gradient sums), kept per calling thread and reused by later calls. Fresh buffers of this
-// size come from mmap'd pages: every call faulted in and zeroed ~30 MB at (16, 256, 256, 512, 5),
-// ~10 % of a backward (bench/NOTES.md).
+// size are new pages to the kernel (mmap'd, or heap that glibc had trimmed), faulted in and
+// zeroed on first touch: ~30 MB per backward pass at (16, 256, 256, 512, 5), ~10 % of its time
+// (bench/NOTES.md).
 #pragma once
 
 #include <cstdint>
