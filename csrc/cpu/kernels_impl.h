@@ -262,16 +262,20 @@ struct Vector<double> {
 
 constexpr int kVectorBytes = 64;
 
-// Counting sort of the positions q in [0, count) that are not padding taps by their first spline
-// row (row_offset / out_stride - 1, in [0, G); inputs outside the grid share bucket 0, with
-// zero basis values): bucket m holds order[start[m] .. start[m + 1]). start and cursor hold
-// G + 1.
+// Counting sort of the positions q in [0, nb * window) that are not padding taps by their first
+// spline row (row_offset / out_stride - 1, in [0, G); inputs outside the grid share bucket 0,
+// with zero basis values): bucket m holds sorted entries start[m] .. start[m + 1]. The positions
+// are the windows of nb batch elements laid end to end, each `window` long: sorted entry i is
+// position order[i], which is position local[i] of the window of element e, whose rows start at
+// first_row[i] = e * row_step. start and cursor hold G + 1.
 template <typename T>
-void bucket_by_interval(const Scratch<T>& s, int64_t count, int64_t os, int64_t buckets,
-                        int64_t* order, int64_t* start, int64_t* cursor) {
+void bucket_by_interval(const Scratch<T>& s, int64_t nb, int64_t window, int64_t row_step,
+                        int64_t os, int64_t buckets, int64_t* order, int64_t* local,
+                        int64_t* first_row, int64_t* start, int64_t* cursor) {
   // row_offset / os by a multiplication (exact for these small integers; an integer division
   // per position was a visible part of the weight gradient)
   const double inv_os = 1.0 / static_cast<double>(os);
+  const int64_t count = nb * window;
   for (int64_t m = 0; m <= buckets; ++m) start[m] = 0;
   for (int64_t q = 0; q < count; ++q) {
     if (s.row_offset[q] >= 0) {
@@ -280,10 +284,18 @@ void bucket_by_interval(const Scratch<T>& s, int64_t count, int64_t os, int64_t 
   }
   for (int64_t m = 1; m <= buckets; ++m) start[m] += start[m - 1];
   for (int64_t m = 0; m < buckets; ++m) cursor[m] = start[m];
-  for (int64_t q = 0; q < count; ++q) {
-    if (s.row_offset[q] >= 0) {
-      const int64_t row = static_cast<int64_t>(static_cast<double>(s.row_offset[q]) * inv_os + 0.5);
-      order[cursor[row - 1]++] = q;
+  // Element by element, so that local and first_row need no division (one per entry was a third
+  // of the weight gradient's bookkeeping).
+  for (int64_t e = 0; e < nb; ++e) {
+    const int64_t* offsets = s.row_offset + e * window;
+    for (int64_t t = 0; t < window; ++t) {
+      if (offsets[t] >= 0) {
+        const int64_t row = static_cast<int64_t>(static_cast<double>(offsets[t]) * inv_os + 0.5);
+        const int64_t i = cursor[row - 1]++;
+        order[i] = e * window + t;
+        local[i] = t;
+        first_row[i] = e * row_step;
+      }
     }
   }
 }
@@ -511,12 +523,7 @@ void forward_impl(const ForwardArgs<T>& a, int64_t begin, int64_t end, void* scr
       }
       // The windows of the nb elements lie end to end in the scratch and share the buckets;
       // accumulator row bl * nt + t is output t0 + t of element b0 + bl.
-      bucket_by_interval(s, nb * window, os, buckets, order, start, cursor);
-      for (int64_t i = 0; i < start[buckets]; ++i) {
-        const int64_t block = order[i] / window;
-        local[i] = order[i] - block * window;
-        first_row[i] = block * nt;
-      }
+      bucket_by_interval(s, nb, window, nt, os, buckets, order, local, first_row, start, cursor);
       // The (position, accumulator row) pairs of every (tap, bucket), then column blocks of the
       // accumulator outermost: a block's accumulators (nb * nt rows of NV vectors, contiguous)
       // stay in L1 while every tap and bucket adds to them.
@@ -877,13 +884,9 @@ void weight_grad_impl(const WeightGradArgs<T>& a, int64_t begin, int64_t end,
                                t0 * p.stride - p.pad_left, window, a.knots, p.num_intervals,
                                inv_h, os, batch_view<T, K>(s, bl, window));
         }
-        bucket_by_interval(s, nb * window, os, buckets, order, start, cursor);
         const int64_t row_stride = p.groups * p.out_length;  // grad_out rows per batch element
-        for (int64_t i = 0; i < start[buckets]; ++i) {
-          const int64_t block = order[i] / window;
-          local[i] = order[i] - block * window;
-          first_row[i] = block * row_stride;
-        }
+        bucket_by_interval(s, nb, window, row_stride, os, buckets, order, local, first_row, start,
+                           cursor);
         const T* gy_block = a.grad_out_t + ((b0 * p.groups + g) * p.out_length + t0) * os;
         for (int64_t j = 0; j < p.kernel_size; ++j) {
           T* grad_base = grad_channel + j * rows * os;
