@@ -231,15 +231,6 @@ def test_wide_output_rows(batch, out_channels, length, conv, dtype, cpu_isa):
         torch.set_num_threads(previous)
 
 
-def _run_cpu(x, base, spline, **conv):
-    """Output and the three gradients of the ``cpu`` backend for a fixed random ``grad_out``."""
-    leaves = [t.clone().requires_grad_(True) for t in (x, base, spline)]
-    out = mkcc_kernels.kan_conv1d(*leaves, backend="cpu", **conv)
-    grad_out = torch.randn(out.shape, generator=torch.Generator().manual_seed(9), dtype=out.dtype)
-    out.backward(grad_out)
-    return out.detach(), [leaf.grad for leaf in leaves]
-
-
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["fp64", "fp32"])
 def test_workspace_reused_across_calls(dtype):
     """Buffers kept from a call with NaN weights and a NaN grad_out, of other sizes and layouts,
@@ -272,17 +263,17 @@ def test_workspace_limit_and_release():
     try:
         mkcc_kernels.release_cpu_workspace()
         assert mkcc_kernels.cpu_workspace_bytes() == 0
-        kept_out, kept_grads = _run_cpu(x, base, spline, padding=2)
+        kept_out, kept_grads, grad_out = run_layer("cpu", x, base, spline, padding=2)
         held = mkcc_kernels.cpu_workspace_bytes()
         assert held > 0
-        _run_cpu(x, base, spline, padding=2)
+        run_layer("cpu", x, base, spline, grad_out=grad_out, padding=2)
         assert mkcc_kernels.cpu_workspace_bytes() == held  # reused, not grown
         mkcc_kernels.release_cpu_workspace()
         assert mkcc_kernels.cpu_workspace_bytes() == 0
 
         mkcc_kernels.set_cpu_workspace_limit(0)
         assert mkcc_kernels.cpu_workspace_limit() == 0
-        out, grads = _run_cpu(x, base, spline, padding=2)
+        out, grads, _ = run_layer("cpu", x, base, spline, grad_out=grad_out, padding=2)
         assert mkcc_kernels.cpu_workspace_bytes() == 0
         assert torch.equal(out, kept_out)
         for got, want in zip(grads, kept_grads):
@@ -291,7 +282,7 @@ def test_workspace_limit_and_release():
         # A limit that holds the forward's weights but not every backward buffer: some calls
         # allocate their own, with the same results.
         mkcc_kernels.set_cpu_workspace_limit(held // 2)
-        out, grads = _run_cpu(x, base, spline, padding=2)
+        out, grads, _ = run_layer("cpu", x, base, spline, grad_out=grad_out, padding=2)
         assert 0 < mkcc_kernels.cpu_workspace_bytes() <= held // 2
         assert torch.equal(out, kept_out)
         for got, want in zip(grads, kept_grads):
@@ -304,13 +295,13 @@ def test_workspace_limit_and_release():
 def test_workspace_is_per_thread():
     x, base, spline = make_inputs(2, 8, 24, 50, 5, {"padding": 2}, 5, torch.float64, seed=32)
     mkcc_kernels.release_cpu_workspace()
-    expected = _run_cpu(x, base, spline, padding=2)
+    expected_out, expected_grads, grad_out = run_layer("cpu", x, base, spline, padding=2)
     held = mkcc_kernels.cpu_workspace_bytes()
     results = {}
 
     def worker():
         results["before"] = mkcc_kernels.cpu_workspace_bytes()
-        results["run"] = _run_cpu(x, base, spline, padding=2)
+        results["run"] = run_layer("cpu", x, base, spline, grad_out=grad_out, padding=2)
         results["after"] = mkcc_kernels.cpu_workspace_bytes()
 
     thread = threading.Thread(target=worker)
@@ -318,8 +309,8 @@ def test_workspace_is_per_thread():
     thread.join()
     assert results["before"] == 0 and results["after"] == held
     assert mkcc_kernels.cpu_workspace_bytes() == held
-    assert torch.equal(results["run"][0], expected[0])
-    for got, want in zip(results["run"][1], expected[1]):
+    assert torch.equal(results["run"][0], expected_out)
+    for got, want in zip(results["run"][1], expected_grads):
         assert torch.equal(got, want)
 
 
