@@ -78,6 +78,10 @@ CONFIGS = {
     "long-K1": (2, 3, 20, 130, 3, {"padding": 1, "spline_order": 1}, 5),
     "long-K4-stride2": (2, 3, 40, 200, 3, {"stride": 2, "spline_order": 4}, 4),
     "wide-channels": (2, 24, 40, 70, 5, {"stride": 2, "padding": 2}, 5),
+    # output rows of exactly one column block (CPU: 4 vectors of fp64 / of fp32) over several
+    # 16 x 16 transpose blocks and their edges
+    "C_out-30-one-block": (2, 3, 30, 40, 5, {"padding": 2}, 5),
+    "C_out-64-long": (2, 2, 64, 140, 5, {"padding": "same"}, 5),
 }
 
 

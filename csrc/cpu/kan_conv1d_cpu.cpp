@@ -64,6 +64,18 @@ void run_weight_grad(const Args& a, int64_t begin, int64_t end, void* scratch) {
   }
 }
 
+template <typename T>
+void run_transpose(const T* src, int64_t src_stride, int64_t rows, int64_t cols, T* dst,
+                   int64_t dst_stride) {
+  switch (current_isa()) {
+#if defined(__x86_64__)
+    case Isa::avx512: avx512::transpose(src, src_stride, rows, cols, dst, dst_stride); return;
+    case Isa::avx2: avx2::transpose(src, src_stride, rows, cols, dst, dst_stride); return;
+#endif
+    default: generic::transpose(src, src_stride, rows, cols, dst, dst_stride); return;
+  }
+}
+
 // Weights packed for the kernels, written by a loop over (group, input channel) items, each of
 // which fills its channel's block of k * num_rows * out_stride values (padded lanes included)
 // once. An item first copies its channel's values into local [C_out / groups][k] and
@@ -190,7 +202,7 @@ void unpack_weight_grad_cpu(const at::Tensor& packed_grad, int64_t chunks,
 
 // grad_out as [B][groups][T_out][out_stride], output channels innermost, padded lanes zero
 // (read through its strides: autograd often hands over expanded or transposed tensors), in
-// blocks of 16 x 16 so that both sides stay in cache.
+// blocks of 16 x 16 so that both sides stay in cache; with contiguous rows, by vector blocks.
 template <typename scalar_t>
 at::Tensor transpose_grad_out_cpu(const at::Tensor& grad_out, const KanConv1dParams& p,
                                   const PackedLayout& layout) {
@@ -216,10 +228,14 @@ at::Tensor transpose_grad_out_cpu(const at::Tensor& grad_out, const KanConv1dPar
       const int64_t t1 = std::min(T, t0 + kBlock);
       const scalar_t* in = src + b * sb + g * cog * sc;
       scalar_t* o_rows = dst + bg * T * os;
-      for (int64_t o0 = 0; o0 < cog; o0 += kBlock) {
-        const int64_t o1 = std::min(cog, o0 + kBlock);
-        for (int64_t t = t0; t < t1; ++t) {
-          for (int64_t o = o0; o < o1; ++o) o_rows[t * os + o] = in[o * sc + t * st];
+      if (st == 1) {  // rows of grad_out contiguous: vector blocks
+        run_transpose(in + t0, sc, cog, t1 - t0, o_rows + t0 * os, os);
+      } else {
+        for (int64_t o0 = 0; o0 < cog; o0 += kBlock) {
+          const int64_t o1 = std::min(cog, o0 + kBlock);
+          for (int64_t t = t0; t < t1; ++t) {
+            for (int64_t o = o0; o < o1; ++o) o_rows[t * os + o] = in[o * sc + t * st];
+          }
         }
       }
       for (int64_t t = t0; t < t1; ++t) {

@@ -204,6 +204,7 @@ static inline ScratchLayout weight_grad_scratch(const KanConv1dParams& p, int64_
 
 // Work items: forward over (batch block, group, time tile); input gradient over (input channel,
 // batch element); weight gradient over (batch chunk, input channel), each writing its own slice.
+// transpose: dst[c * dst_stride + r] = src[r * src_stride + c] for r < rows, c < cols.
 #define MKCC_DECLARE_CPU_KERNELS(ISA)                                                        \
   namespace ISA {                                                                            \
   void forward(const ForwardArgs<float>& a, int64_t begin, int64_t end, void* scratch);     \
@@ -215,6 +216,10 @@ static inline ScratchLayout weight_grad_scratch(const KanConv1dParams& p, int64_
                    void* scratch);                                                           \
   void weight_grad(const WeightGradArgs<double>& a, int64_t begin, int64_t end,             \
                    void* scratch);                                                           \
+  void transpose(const float* src, int64_t src_stride, int64_t rows, int64_t cols,          \
+                 float* dst, int64_t dst_stride);                                            \
+  void transpose(const double* src, int64_t src_stride, int64_t rows, int64_t cols,         \
+                 double* dst, int64_t dst_stride);                                           \
   }
 
 MKCC_DECLARE_CPU_KERNELS(generic)

@@ -262,6 +262,66 @@ struct Vector<double> {
 
 constexpr int kVectorBytes = 64;
 
+// Two-source lane shuffles of the transpose below: low halves and high halves of a and b
+// interleaved (a0 b0 a1 b1 ...).
+typedef int32_t MaskF __attribute__((vector_size(64)));
+typedef int64_t MaskD __attribute__((vector_size(64)));
+// (By pointer: vectors wider than the build's registers passed by value change the ABI.)
+inline void interleave(const VecF* a, const VecF* b, VecF* low, VecF* high) {
+  *low = __builtin_shuffle(*a, *b, MaskF{0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23});
+  *high = __builtin_shuffle(*a, *b,
+                            MaskF{8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31});
+}
+inline void interleave(const VecD* a, const VecD* b, VecD* low, VecD* high) {
+  *low = __builtin_shuffle(*a, *b, MaskD{0, 8, 1, 9, 2, 10, 3, 11});
+  *high = __builtin_shuffle(*a, *b, MaskD{4, 12, 5, 13, 6, 14, 7, 15});
+}
+
+// In-register transpose of an L x L block (L vectors of L lanes, L a power of two): log2(L)
+// rounds, each of which interleaves row i with row i + L / 2 into rows 2i and 2i + 1. Lane l of
+// row i moves to lane 2 (l mod L / 2) + [i >= L / 2] of row 2i + [l >= L / 2]: the bits of the
+// (row, lane) pair rotate by one, so after log2(L) rounds row i holds column i.
+template <typename V, int L>
+inline void transpose_block(V* rows) {
+#pragma GCC unroll 8
+  for (int round = 1; round < L; round *= 2) {
+    V next[L];
+#pragma GCC unroll 16
+    for (int i = 0; i < L / 2; ++i) {
+      interleave(&rows[i], &rows[i + L / 2], &next[2 * i], &next[2 * i + 1]);
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < L; ++i) rows[i] = next[i];
+  }
+}
+
+// dst[c * dst_stride + r] = src[r * src_stride + c] for r < rows, c < cols: L x L blocks through
+// registers (contiguous vector loads and stores), the edges one value at a time.
+template <typename T>
+inline void transpose_rows(const T* __restrict__ src, int64_t src_stride, int64_t rows,
+                           int64_t cols, T* __restrict__ dst, int64_t dst_stride) {
+  using V = typename Vector<T>::type;
+  constexpr int L = kVectorBytes / sizeof(T);
+  const int64_t full_rows = rows / L * L;
+  const int64_t full_cols = cols / L * L;
+  for (int64_t c0 = 0; c0 < full_cols; c0 += L) {
+    for (int64_t r0 = 0; r0 < full_rows; r0 += L) {
+      V block[L];
+#pragma GCC unroll 16
+      for (int i = 0; i < L; ++i) memcpy(&block[i], src + (r0 + i) * src_stride + c0, sizeof(V));
+      transpose_block<V, L>(block);
+#pragma GCC unroll 16
+      for (int i = 0; i < L; ++i) memcpy(dst + (c0 + i) * dst_stride + r0, &block[i], sizeof(V));
+    }
+    for (int64_t r = full_rows; r < rows; ++r) {
+      for (int64_t c = c0; c < c0 + L; ++c) dst[c * dst_stride + r] = src[r * src_stride + c];
+    }
+  }
+  for (int64_t c = full_cols; c < cols; ++c) {
+    for (int64_t r = 0; r < rows; ++r) dst[c * dst_stride + r] = src[r * src_stride + c];
+  }
+}
+
 // Counting sort of the positions q in [0, nb * window) that are not padding taps by their first
 // spline row (row_offset / out_stride - 1, in [0, G); inputs outside the grid share bucket 0,
 // with zero basis values): bucket m holds sorted entries start[m] .. start[m + 1]. The positions
@@ -380,24 +440,27 @@ inline void forward_buckets_block(const KanConv1dParams& p, const Scratch<T>& s,
 // every tap of one input channel (padding taps have zero features: no check in the loop). NP * NV
 // accumulators stay in registers: enough independent chains that the FMAs' latency is hidden
 // (each accumulator takes K + 2 dependent FMAs per tap).
-template <typename T, int K, int NV, int NP>
+template <typename T, int K, int NV, int NP, int64_t kRowStride = 0>
 inline void forward_positions(const KanConv1dParams& p, const Scratch<T>& s,
                               const T* __restrict__ w_channel, int64_t rows, int64_t os,
                               int64_t t, int64_t o0, T* __restrict__ acc_rows) {
   using V = typename Vector<T>::type;
   constexpr int kLanes = kVectorBytes / sizeof(T);
+  // a row stride known at compile time makes every weight and accumulator vector a constant
+  // displacement from one pointer per position
+  const int64_t ld = kRowStride > 0 ? kRowStride : os;
   V acc[NP][NV];
 #pragma GCC unroll 16
   for (int i = 0; i < NP; ++i) {
 #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) {
-      memcpy(&acc[i][v], acc_rows + i * os + o0 + v * kLanes, sizeof(V));
+      memcpy(&acc[i][v], acc_rows + i * ld + o0 + v * kLanes, sizeof(V));
     }
   }
   const int64_t step = p.stride;
   for (int64_t j = 0; j < p.kernel_size; ++j) {
     const int64_t q0 = t * step + j * p.dilation;
-    const T* w_tap = w_channel + j * rows * os + o0;
+    const T* w_tap = w_channel + j * rows * ld + o0;
 #pragma GCC unroll 16
     for (int i = 0; i < NP; ++i) {
       const int64_t q = q0 + i * step;
@@ -405,7 +468,7 @@ inline void forward_positions(const KanConv1dParams& p, const Scratch<T>& s,
       const T* w_row[K + 1];
       w_row[0] = w_tap + s.row_offset[q];
 #pragma GCC unroll 8
-      for (int r = 1; r <= K; ++r) w_row[r] = w_row[r - 1] + os;
+      for (int r = 1; r <= K; ++r) w_row[r] = w_row[r - 1] + ld;
       const T silu_value = s.silu_values[q];
       const T* values = s.basis_values + q * (K + 1);
 #pragma GCC unroll 16
@@ -425,23 +488,23 @@ inline void forward_positions(const KanConv1dParams& p, const Scratch<T>& s,
   for (int i = 0; i < NP; ++i) {
 #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) {
-      memcpy(acc_rows + i * os + o0 + v * kLanes, &acc[i][v], sizeof(V));
+      memcpy(acc_rows + i * ld + o0 + v * kLanes, &acc[i][v], sizeof(V));
     }
   }
 }
 
 // Outputs [0, nt) of one batch element's tile, NV vectors of output channels from o0: NP
 // positions at a time, the rest one by one.
-template <typename T, int K, int NV, int NP>
+template <typename T, int K, int NV, int NP, int64_t kRowStride = 0>
 inline void forward_outputs(const KanConv1dParams& p, const Scratch<T>& s,
                             const T* __restrict__ w_channel, int64_t rows, int64_t os,
                             int64_t nt, int64_t o0, T* __restrict__ acc) {
   int64_t t = 0;
   for (; t + NP <= nt; t += NP) {
-    forward_positions<T, K, NV, NP>(p, s, w_channel, rows, os, t, o0, acc + t * os);
+    forward_positions<T, K, NV, NP, kRowStride>(p, s, w_channel, rows, os, t, o0, acc + t * os);
   }
   for (; t < nt; ++t) {
-    forward_positions<T, K, NV, 1>(p, s, w_channel, rows, os, t, o0, acc + t * os);
+    forward_positions<T, K, NV, 1, kRowStride>(p, s, w_channel, rows, os, t, o0, acc + t * os);
   }
 }
 
@@ -505,6 +568,19 @@ void forward_impl(const ForwardArgs<T>& a, int64_t begin, int64_t end, void* scr
         for (int64_t bl = 0; bl < nb; ++bl) {
           const Scratch<T> sb = batch_view<T, K>(s, bl, window);
           T* acc = s.accumulator + bl * nt * os;
+          // rows of one column block: the stride as a constant
+          if (os == 4 * kLanes) {
+            forward_outputs<T, K, 4, 4, 4 * kLanes>(p, sb, w_channel, rows, os, nt, 0, acc);
+            continue;
+          }
+          if (os == 2 * kLanes) {
+            forward_outputs<T, K, 2, 6, 2 * kLanes>(p, sb, w_channel, rows, os, nt, 0, acc);
+            continue;
+          }
+          if (os == kLanes) {
+            forward_outputs<T, K, 1, 8, kLanes>(p, sb, w_channel, rows, os, nt, 0, acc);
+            continue;
+          }
           int64_t o0 = 0;
           for (; o0 + 8 * kLanes <= os; o0 += 8 * kLanes) {
             forward_outputs<T, K, 8, 2>(p, sb, w_channel, rows, os, nt, o0, acc);
@@ -562,9 +638,7 @@ void forward_impl(const ForwardArgs<T>& a, int64_t begin, int64_t end, void* scr
         for (int64_t bl = 0; bl < nb; ++bl) {
           T* out = a.out + ((b0 + bl) * p.out_channels + g * p.out_per_group) * p.out_length + t0;
           const T* acc = s.accumulator + c0 * nb * nt + bl * nt * width;
-          for (int64_t o = c0; o < c1; ++o) {
-            for (int64_t t = 0; t < nt; ++t) out[o * p.out_length + t] = acc[t * width + o - c0];
-          }
+          transpose_rows(acc, width, nt, c1 - c0, out + c0 * p.out_length, p.out_length);
         }
         c0 += width;
       }
@@ -572,12 +646,7 @@ void forward_impl(const ForwardArgs<T>& a, int64_t begin, int64_t end, void* scr
     }
     for (int64_t bl = 0; bl < nb; ++bl) {
       T* out = a.out + ((b0 + bl) * p.out_channels + g * p.out_per_group) * p.out_length + t0;
-      const T* acc = s.accumulator + bl * nt * os;
-      for (int64_t o = 0; o < p.out_per_group; ++o) {
-        for (int64_t t = 0; t < nt; ++t) {
-          out[o * p.out_length + t] = acc[t * os + o];
-        }
-      }
+      transpose_rows(s.accumulator + bl * nt * os, os, nt, p.out_per_group, out, p.out_length);
     }
   }
 }
@@ -979,6 +1048,14 @@ void weight_grad(const WeightGradArgs<float>& a, int64_t begin, int64_t end, voi
 }
 void weight_grad(const WeightGradArgs<double>& a, int64_t begin, int64_t end, void* scratch) {
   weight_grad_entry(a, begin, end, scratch);
+}
+void transpose(const float* src, int64_t src_stride, int64_t rows, int64_t cols, float* dst,
+               int64_t dst_stride) {
+  transpose_rows(src, src_stride, rows, cols, dst, dst_stride);
+}
+void transpose(const double* src, int64_t src_stride, int64_t rows, int64_t cols, double* dst,
+               int64_t dst_stride) {
+  transpose_rows(src, src_stride, rows, cols, dst, dst_stride);
 }
 
 }  // namespace MKCC_CPU_ISA
