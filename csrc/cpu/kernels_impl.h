@@ -327,7 +327,9 @@ inline void transpose_rows(const T* __restrict__ src, int64_t src_stride, int64_
 // with zero basis values): bucket m holds sorted entries start[m] .. start[m + 1]. The positions
 // are the windows of nb batch elements laid end to end, each `window` long: sorted entry i is
 // position order[i], which is position local[i] of the window of element e, whose rows start at
-// first_row[i] = e * row_step. start and cursor hold G + 1.
+// first_row[i] = e * row_step. Within a bucket the entries are in increasing local[i] (then e),
+// so that the entries of a range of window positions are a range of entries. start and cursor
+// hold G + 1.
 template <typename T>
 void bucket_by_interval(const Scratch<T>& s, int64_t nb, int64_t window, int64_t row_step,
                         int64_t os, int64_t buckets, int64_t* order, int64_t* local,
@@ -344,13 +346,26 @@ void bucket_by_interval(const Scratch<T>& s, int64_t nb, int64_t window, int64_t
   }
   for (int64_t m = 1; m <= buckets; ++m) start[m] += start[m - 1];
   for (int64_t m = 0; m < buckets; ++m) cursor[m] = start[m];
-  // Element by element, so that local and first_row need no division (one per entry was a third
-  // of the weight gradient's bookkeeping).
-  for (int64_t e = 0; e < nb; ++e) {
-    const int64_t* offsets = s.row_offset + e * window;
+  // Window position by window position, then element by element, so that local and first_row
+  // need no division (one per entry was a third of the weight gradient's bookkeeping).
+  if (nb == 1) {
     for (int64_t t = 0; t < window; ++t) {
-      if (offsets[t] >= 0) {
-        const int64_t row = static_cast<int64_t>(static_cast<double>(offsets[t]) * inv_os + 0.5);
+      const int64_t offset = s.row_offset[t];
+      if (offset >= 0) {
+        const int64_t row = static_cast<int64_t>(static_cast<double>(offset) * inv_os + 0.5);
+        const int64_t i = cursor[row - 1]++;
+        order[i] = t;
+        local[i] = t;
+        first_row[i] = 0;
+      }
+    }
+    return;
+  }
+  for (int64_t t = 0; t < window; ++t) {
+    for (int64_t e = 0; e < nb; ++e) {
+      const int64_t offset = s.row_offset[e * window + t];
+      if (offset >= 0) {
+        const int64_t row = static_cast<int64_t>(static_cast<double>(offset) * inv_os + 0.5);
         const int64_t i = cursor[row - 1]++;
         order[i] = e * window + t;
         local[i] = t;
@@ -358,6 +373,17 @@ void bucket_by_interval(const Scratch<T>& s, int64_t nb, int64_t window, int64_t
       }
     }
   }
+}
+
+// The entries of [begin, end) whose window position is in [first, last) (local is increasing
+// within a bucket): a range, found by walking in from both ends (the entries outside it are few,
+// and a binary search's unpredictable branches cost more).
+inline void local_range(const int64_t* local, int64_t begin, int64_t end, int64_t first,
+                        int64_t last, int64_t* range_begin, int64_t* range_end) {
+  while (begin < end && local[begin] < first) ++begin;
+  while (end > begin && local[end - 1] >= last) --end;
+  *range_begin = begin;
+  *range_end = end;
 }
 
 // The (position, output row) pairs of one bucket for one tap when the positions are the windows
@@ -370,6 +396,15 @@ inline int64_t bucket_pairs_blocked(const int64_t* order, const int64_t* local,
                                     int64_t shift, int64_t stride, int64_t limit,
                                     int64_t* pairs) {
   int64_t count = 0;
+  if (stride == 1) {  // the entries of window positions [shift, shift + limit): a range
+    int64_t lo, hi;
+    local_range(local, begin, end, shift, shift + limit, &lo, &hi);
+    for (int64_t i = lo; i < hi; ++i, ++count) {
+      pairs[2 * count] = order[i];
+      pairs[2 * count + 1] = first_row[i] + local[i] - shift;
+    }
+    return count;
+  }
   for (int64_t i = begin; i < end; ++i) {
     int64_t t = local[i] - shift;
     if (t < 0) continue;
@@ -863,15 +898,15 @@ inline void weight_grad_bucket(const int64_t* __restrict__ pairs, int64_t count,
 
 // The same for stride 1, straight from the sorted entries of one bucket (no pair list): entry i
 // is window position local[i] of the element whose output rows start at first_row[i]; for tap
-// shift `shift` it reads grad_out row first_row[i] + local[i] - shift when that is one of the
-// block's `limit` outputs (all but the window's edge positions).
+// shift `shift` it reads grad_out row first_row[i] + local[i] - shift. [begin, end): the bucket's
+// entries whose row is one of the block's outputs (local[i] - shift in [0, outputs)).
 template <typename T, int K, int NV>
 inline void weight_grad_sorted(const int64_t* __restrict__ order,
                                const int64_t* __restrict__ local,
                                const int64_t* __restrict__ first_row, int64_t begin, int64_t end,
-                               int64_t shift, int64_t limit, const Scratch<T>& s,
-                               const T* __restrict__ gy, int64_t os, int64_t o0,
-                               T* __restrict__ grad_base, T* __restrict__ grad_spline) {
+                               int64_t shift, const Scratch<T>& s, const T* __restrict__ gy,
+                               int64_t os, int64_t o0, T* __restrict__ grad_base,
+                               T* __restrict__ grad_spline) {
   using V = typename Vector<T>::type;
   constexpr int kLanes = kVectorBytes / sizeof(T);
   V acc_base[NV];
@@ -882,7 +917,6 @@ inline void weight_grad_sorted(const int64_t* __restrict__ order,
   }
   for (int64_t i = begin; i < end; ++i) {
     const int64_t t = local[i] - shift;
-    if (static_cast<uint64_t>(t) >= static_cast<uint64_t>(limit)) continue;
     const int64_t pos = order[i];
     const T* gy_row = gy + (first_row[i] + t) * os + o0;
     const T silu_value = s.silu_values[pos];
@@ -961,18 +995,21 @@ void weight_grad_impl(const WeightGradArgs<T>& a, int64_t begin, int64_t end,
           T* grad_base = grad_channel + j * rows * os;
           for (int64_t m = 0; m < buckets; ++m) {
             if (p.stride == 1) {
-              if (start[m + 1] == start[m]) continue;
+              // the bucket's entries that tap j pairs with an output of the block: window
+              // positions [shift, shift + nt), a range of the bucket
+              const int64_t shift = j * p.dilation;
+              int64_t lo, hi;
+              local_range(local, start[m], start[m + 1], shift, shift + nt, &lo, &hi);
+              if (hi == lo) continue;
               T* grad_spline = grad_base + (1 + m) * os;
               int64_t o0 = 0;
               for (; o0 + 4 * kLanes <= os; o0 += 4 * kLanes) {
-                weight_grad_sorted<T, K, 4>(order, local, first_row, start[m], start[m + 1],
-                                            j * p.dilation, nt, s, gy_block, os, o0, grad_base,
-                                            grad_spline);
+                weight_grad_sorted<T, K, 4>(order, local, first_row, lo, hi, shift, s, gy_block,
+                                            os, o0, grad_base, grad_spline);
               }
               for (; o0 < os; o0 += kLanes) {
-                weight_grad_sorted<T, K, 1>(order, local, first_row, start[m], start[m + 1],
-                                            j * p.dilation, nt, s, gy_block, os, o0, grad_base,
-                                            grad_spline);
+                weight_grad_sorted<T, K, 1>(order, local, first_row, lo, hi, shift, s, gy_block,
+                                            os, o0, grad_base, grad_spline);
               }
               continue;
             }
