@@ -104,7 +104,7 @@ static inline ScratchLayout scratch_layout(int64_t accumulator_elems, int64_t po
   s.positions = positions;
   s.index_elems = index_elems;
   s.bytes = round_up_64(accumulator_elems * element_size) +
-            round_up_64(positions * element_size) +
+            2 * round_up_64(positions * element_size) +
             round_up_64(positions * (kMaxSplineOrder + 1) * element_size) +
             round_up_64(positions * static_cast<int64_t>(sizeof(int64_t))) +
             round_up_64(index_elems * static_cast<int64_t>(sizeof(int64_t)));
@@ -163,9 +163,23 @@ static inline int64_t time_block_for_window(const KanConv1dParams& p, int64_t li
 // of at most this many positions (per-thread scratch).
 constexpr int64_t kInputGradChunk = 1024;
 
+// Windows and rows shorter than this are gathered several at a time and their features evaluated
+// in one pass: the vector loop over positions needs more than a handful of them.
+constexpr int64_t kShortRow = 64;
+
+// Input rows whose features the input gradient evaluates together (short rows, several items):
+// about kShortRowPositions positions, few enough that their features stay in L1 next to a
+// channel's weights.
+constexpr int64_t kShortRowPositions = 256;
+static inline int64_t input_grad_rows_per_pass(const KanConv1dParams& p) {
+  return p.length > 0 && p.length < kShortRow ? (kShortRowPositions + p.length - 1) / p.length
+                                              : 1;
+}
+
 static inline ScratchLayout input_grad_scratch(const KanConv1dParams& p, int64_t element_size) {
   const int64_t chunk = p.length < kInputGradChunk ? p.length : kInputGradChunk;
-  return scratch_layout(0, chunk > 0 ? chunk : 1, element_size);
+  const int64_t positions = chunk * input_grad_rows_per_pass(p);
+  return scratch_layout(0, positions > 0 ? positions : 1, element_size);
 }
 
 // The grad_out rows a weight-gradient block reads (again for every tap and knot bucket) stay

@@ -27,6 +27,7 @@ template <typename T>
 struct Scratch {
   T* accumulator;
   T* silu_values;
+  T* inputs;        // [positions]: short windows or rows gathered for one features pass
   T* basis_values;  // [positions][K + 1]
   int64_t* row_offset;
   int64_t* index;  // int64 work space
@@ -39,6 +40,8 @@ Scratch<T> carve(void* base, const ScratchLayout& s) {
   out.accumulator = reinterpret_cast<T*>(ptr);
   ptr += round_up_64(s.accumulator_elems * static_cast<int64_t>(sizeof(T)));
   out.silu_values = reinterpret_cast<T*>(ptr);
+  ptr += round_up_64(s.positions * static_cast<int64_t>(sizeof(T)));
+  out.inputs = reinterpret_cast<T*>(ptr);
   ptr += round_up_64(s.positions * static_cast<int64_t>(sizeof(T)));
   out.basis_values = reinterpret_cast<T*>(ptr);
   ptr += round_up_64(s.positions * (kMaxSplineOrder + 1) * static_cast<int64_t>(sizeof(T)));
@@ -53,7 +56,10 @@ Scratch<T> carve(void* base, const ScratchLayout& s) {
 // degree-7 Taylor polynomial (truncation < 1e-8 relative; against double exp over every float
 // in [-87, 88.72283]: at most 0.94 ulp). Overflow gives +inf and NaN stays NaN, as with expf;
 // inputs below -87 give exp(-87) (silu only adds the result to 1, where that is 1 either way).
-inline float exp_branch_free(float v) {
+// Always inlined, as are position_values and clamp_to_rows: the features loop vectorizes only with
+// them in its body (a call per position, GCC's choice once the kernels had more call sites, made
+// the forward at (32, 10, 64, 450, 5) twice as slow).
+__attribute__((always_inline)) inline float exp_branch_free(float v) {
   const bool overflow = v > 88.72283f;
   const bool is_nan = v != v;
   float c = v < -87.0f ? -87.0f : v;
@@ -88,7 +94,7 @@ inline float exp_branch_free(float v) {
 // that no value reaches get zero (finite weights times zero). Returns the clamped first row.
 // Branch-free, so that it stays inside vector loops.
 template <typename T, int N>
-inline int clamp_to_rows(int first, int max_first, T* values) {
+__attribute__((always_inline)) inline int clamp_to_rows(int first, int max_first, T* values) {
   int clamped = first > 0 ? first : 0;
   clamped = clamped < max_first ? clamped : max_first;
   // The shift, in [-K, K], compared as T: with int comparisons GCC stops vectorizing the
@@ -114,7 +120,8 @@ inline int clamp_to_rows(int first, int max_first, T* values) {
 // with kDerivatives true the K order K - 1 values over h (rows of cpu_input_grad_layout, whose
 // weight differences make them the derivative), values[K] zero.
 template <typename T, int K, bool kDerivatives>
-inline int position_values(T w, int m, int grid_size, T inv_h, T* values) {
+__attribute__((always_inline)) inline int position_values(T w, int m, int grid_size, T inv_h,
+                                                          T* values) {
   if constexpr (kDerivatives) {
     bspline_values<K - 1>(w, values);
 #pragma GCC unroll 8
@@ -211,19 +218,32 @@ inline void features(const float* x, int64_t n, const float* knots, int num_inte
   features_vector<K, kDerivatives, 16>(x, n, table, num_intervals, inv_h, out_stride, s);
 }
 
-// silu and the non-zero basis values of x[first .. first + count) of one channel, stored at
-// scratch positions 0 .. count. Positions outside [0, length) (padding taps) contribute nothing:
-// either row_offset -1 (callers skip them), or zero silu and basis values on rows 1 .. K + 1, so
-// that a loop without the check adds zero times finite weights. Inputs outside the grid get zero
-// basis values on those rows.
+// The same scratch seen from the features of batch element `block` of a work item.
 template <typename T, int K>
-void evaluate_basis(const T* x_row, int64_t length, int64_t first, int64_t count,
-                    const T* knots, int num_intervals, T inv_h, int64_t out_stride,
-                    const Scratch<T>& s, bool zero_features_for_padding = false) {
-  int64_t begin = first < 0 ? -first : 0;
-  int64_t end = length - first < count ? length - first : count;
-  if (begin > count) begin = count;
-  if (end < begin) end = begin;
+Scratch<T> batch_view(const Scratch<T>& s, int64_t block, int64_t window) {
+  Scratch<T> view = s;
+  view.silu_values += block * window;
+  view.basis_values += block * window * (K + 1);
+  view.row_offset += block * window;
+  return view;
+}
+
+// The window positions [begin, end) of x[first .. first + count) that lie inside [0, length).
+inline void inside_range(int64_t length, int64_t first, int64_t count, int64_t* begin,
+                         int64_t* end) {
+  int64_t b = first < 0 ? -first : 0;
+  int64_t e = length - first < count ? length - first : count;
+  if (b > count) b = count;
+  if (e < b) e = b;
+  *begin = b;
+  *end = e;
+}
+
+// Scratch positions [0, count) outside [begin, end) are padding taps: row_offset -1 (callers skip
+// them), or zero silu and basis values on rows 1 .. K + 1.
+template <typename T, int K>
+inline void mark_padding(int64_t begin, int64_t end, int64_t count, int64_t out_stride,
+                         const Scratch<T>& s, bool zero_features_for_padding) {
   for (int64_t q = 0; q < count; ++q) {
     if (q == begin) q = end;
     if (q >= count) break;
@@ -235,6 +255,20 @@ void evaluate_basis(const T* x_row, int64_t length, int64_t first, int64_t count
       s.row_offset[q] = -1;
     }
   }
+}
+
+// silu and the non-zero basis values of x[first .. first + count) of one channel, stored at
+// scratch positions 0 .. count. Positions outside [0, length) (padding taps) contribute nothing:
+// either row_offset -1 (callers skip them), or zero silu and basis values on rows 1 .. K + 1, so
+// that a loop without the check adds zero times finite weights. Inputs outside the grid get zero
+// basis values on those rows.
+template <typename T, int K>
+void evaluate_basis(const T* x_row, int64_t length, int64_t first, int64_t count,
+                    const T* knots, int num_intervals, T inv_h, int64_t out_stride,
+                    const Scratch<T>& s, bool zero_features_for_padding = false) {
+  int64_t begin, end;
+  inside_range(length, first, count, &begin, &end);
+  mark_padding<T, K>(begin, end, count, out_stride, s, zero_features_for_padding);
   if (end == begin) return;
   // Scratch position q holds x_row[first + q].
   Scratch<T> inner = s;
@@ -243,6 +277,39 @@ void evaluate_basis(const T* x_row, int64_t length, int64_t first, int64_t count
   inner.row_offset += begin;
   features<K, false>(x_row + (first + begin), end - begin, knots, num_intervals, inv_h,
                      out_stride, inner);
+}
+
+// The same for the windows of nb batch elements laid end to end (element bl's window at scratch
+// positions bl * window ..; its row at x_rows + bl * row_stride). Short windows are gathered
+// first, so that one features pass (a vector loop) covers them all.
+template <typename T, int K>
+void evaluate_windows(const T* x_rows, int64_t row_stride, int64_t nb, int64_t length,
+                      int64_t first, int64_t window, const T* knots, int num_intervals, T inv_h,
+                      int64_t out_stride, const Scratch<T>& s,
+                      bool zero_features_for_padding = false) {
+  if (nb == 1 || window >= kShortRow) {
+    for (int64_t bl = 0; bl < nb; ++bl) {
+      evaluate_basis<T, K>(x_rows + bl * row_stride, length, first, window, knots, num_intervals,
+                           inv_h, out_stride, batch_view<T, K>(s, bl, window),
+                           zero_features_for_padding);
+    }
+    return;
+  }
+  int64_t begin, end;
+  inside_range(length, first, window, &begin, &end);
+  for (int64_t bl = 0; bl < nb; ++bl) {  // padding taps as 0 (marked below)
+    T* gathered = s.inputs + bl * window;
+    for (int64_t q = 0; q < begin; ++q) gathered[q] = T(0);
+    if (end > begin) memcpy(gathered + begin, x_rows + bl * row_stride + first + begin,
+                            sizeof(T) * (end - begin));
+    for (int64_t q = end; q < window; ++q) gathered[q] = T(0);
+  }
+  features<K, false>(s.inputs, nb * window, knots, num_intervals, inv_h, out_stride, s);
+  if (begin == 0 && end == window) return;
+  for (int64_t bl = 0; bl < nb; ++bl) {
+    mark_padding<T, K>(begin, end, window, out_stride, batch_view<T, K>(s, bl, window),
+                       zero_features_for_padding);
+  }
 }
 
 // One 64-byte vector of T (GCC vector extension: kept in registers, lowered to whatever vector
@@ -543,15 +610,6 @@ inline void forward_outputs(const KanConv1dParams& p, const Scratch<T>& s,
   }
 }
 
-// The same scratch seen from the features of batch element `block` of a work item.
-template <typename T, int K>
-Scratch<T> batch_view(const Scratch<T>& s, int64_t block, int64_t window) {
-  Scratch<T> view = s;
-  view.silu_values += block * window;
-  view.basis_values += block * window * (K + 1);
-  view.row_offset += block * window;
-  return view;
-}
 
 
 template <typename T, int K>
@@ -591,11 +649,9 @@ void forward_impl(const ForwardArgs<T>& a, int64_t begin, int64_t end, void* scr
     for (int64_t c = 0; c < p.in_per_group; ++c) {
       const int64_t cin = g * p.in_per_group + c;
       const T* w_channel = a.packed_weight + cin * p.kernel_size * rows * os;
-      for (int64_t bl = 0; bl < nb; ++bl) {
-        evaluate_basis<T, K>(a.x + ((b0 + bl) * p.in_channels + cin) * p.length, p.length,
-                             first, window, a.knots, p.num_intervals, inv_h, os,
-                             batch_view<T, K>(s, bl, window), !use_buckets);
-      }
+      evaluate_windows<T, K>(a.x + (b0 * p.in_channels + cin) * p.length,
+                             p.in_channels * p.length, nb, p.length, first, window, a.knots,
+                             p.num_intervals, inv_h, os, s, !use_buckets);
       if (!use_buckets) {
         // Per output position, every tap with the accumulators in registers (NP positions at
         // once, so that enough FMA chains are independent) and the weight rows read from L1
@@ -792,63 +848,91 @@ inline void input_grad_checked(const KanConv1dParams& p, const Scratch<T>& s,
   }
 }
 
+// Positions [c0, c0 + n) of the input gradient of item (batch element b, input channel cin),
+// whose features are at scratch positions 0 .. n.
 template <typename T, int K>
-void input_grad_impl(const InputGradArgs<T>& a, int64_t begin, int64_t end,
-                     void* scratch_base) {
+inline void input_grad_chunk(const InputGradArgs<T>& a, const Scratch<T>& s, int64_t b,
+                             int64_t cin, int64_t c0, int64_t n) {
   const KanConv1dParams& p = a.p;
   const int64_t os = a.layout.out_stride;
   const int64_t rows = a.layout.num_rows;
-  const T inv_h = static_cast<T>(p.inv_h);
   constexpr int kLanes = kVectorBytes / sizeof(T);
-  const ScratchLayout layout = input_grad_scratch(p, sizeof(T));
-  const Scratch<T> s = carve<T>(scratch_base, layout);
-  const int64_t chunk = layout.positions;
+  const int64_t g = cin / p.in_per_group;
+  T* dx_row = a.grad_x + (b * p.in_channels + cin) * p.length;
+  const T* w_channel = a.packed_weight + cin * p.kernel_size * rows * os;
+  const T* gy_group = a.grad_out_t + (b * p.groups + g) * p.out_length * os;
   // Input positions every tap of which reads an output (stride 1): no checks there.
   const int64_t span = (p.kernel_size - 1) * p.dilation;
   const int64_t full_begin = p.stride == 1 ? (span - p.pad_left > 0 ? span - p.pad_left : 0) : 0;
   const int64_t full_end = p.stride == 1 ? p.out_length - p.pad_left : 0;
 
+  for (int64_t q = 0; q < n; ++q) dx_row[c0 + q] = T(0);
+  int64_t lo = full_begin > c0 ? full_begin : c0;
+  int64_t hi = full_end < c0 + n ? full_end : c0 + n;
+  if (hi < lo) hi = lo;
+  if (hi > lo) {
+    int64_t o0 = 0;
+    for (; o0 + 8 * kLanes <= os; o0 += 8 * kLanes) {
+      input_grad_run<T, K, 8, 2>(p, s, w_channel, rows, os, gy_group, c0, lo, hi, o0, dx_row);
+    }
+    for (; o0 + 4 * kLanes <= os; o0 += 4 * kLanes) {
+      input_grad_run<T, K, 4, 3>(p, s, w_channel, rows, os, gy_group, c0, lo, hi, o0, dx_row);
+    }
+    for (; o0 + 2 * kLanes <= os; o0 += 2 * kLanes) {
+      input_grad_run<T, K, 2, 4>(p, s, w_channel, rows, os, gy_group, c0, lo, hi, o0, dx_row);
+    }
+    for (; o0 < os; o0 += kLanes) {
+      input_grad_run<T, K, 1, 8>(p, s, w_channel, rows, os, gy_group, c0, lo, hi, o0, dx_row);
+    }
+  }
+  // The other positions (near the ends, or any stride): each tap checked.
+  for (int64_t pos = c0; pos < c0 + n; ++pos) {
+    if (pos == lo && hi > lo) pos = hi;
+    if (pos >= c0 + n) break;
+    input_grad_checked<T, K>(p, s, w_channel, rows, os, gy_group, pos, pos - c0, dx_row + pos);
+  }
+}
+
+template <typename T, int K>
+void input_grad_impl(const InputGradArgs<T>& a, int64_t begin, int64_t end,
+                     void* scratch_base) {
+  const KanConv1dParams& p = a.p;
+  const T inv_h = static_cast<T>(p.inv_h);
+  const ScratchLayout layout = input_grad_scratch(p, sizeof(T));
+  const Scratch<T> s = carve<T>(scratch_base, layout);
+  const int64_t per_pass = input_grad_rows_per_pass(p);
+  const int64_t chunk = layout.positions / per_pass;
+
   // Items run over the batch fastest, so that consecutive items of a thread read the same
   // input channel's weights (from L1/L2).
-  for (int64_t item = begin; item < end; ++item) {
+  for (int64_t item = begin; item < end;) {
+    if (per_pass > 1) {
+      // Short rows: the rows of up to per_pass items gathered end to end, one features pass.
+      const int64_t count = end - item < per_pass ? end - item : per_pass;
+      for (int64_t r = 0; r < count; ++r) {
+        const int64_t b = (item + r) % p.batch;
+        const int64_t cin = (item + r) / p.batch;
+        memcpy(s.inputs + r * p.length, a.x + (b * p.in_channels + cin) * p.length,
+               sizeof(T) * p.length);
+      }
+      features<K, true>(s.inputs, count * p.length, a.knots, p.num_intervals, inv_h, 1,
+                        s);  // row indices
+      for (int64_t r = 0; r < count; ++r) {
+        input_grad_chunk<T, K>(a, batch_view<T, K>(s, r, p.length), (item + r) % p.batch,
+                               (item + r) / p.batch, 0, p.length);
+      }
+      item += count;
+      continue;
+    }
     const int64_t b = item % p.batch;
     const int64_t cin = item / p.batch;
-    const int64_t g = cin / p.in_per_group;
     const T* x_row = a.x + (b * p.in_channels + cin) * p.length;
-    T* dx_row = a.grad_x + (b * p.in_channels + cin) * p.length;
-    const T* w_channel = a.packed_weight + cin * p.kernel_size * rows * os;
-    const T* gy_group = a.grad_out_t + (b * p.groups + g) * p.out_length * os;
-
     for (int64_t c0 = 0; c0 < p.length; c0 += chunk) {
       const int64_t n = p.length - c0 < chunk ? p.length - c0 : chunk;
       features<K, true>(x_row + c0, n, a.knots, p.num_intervals, inv_h, 1, s);  // row indices
-      for (int64_t q = 0; q < n; ++q) dx_row[c0 + q] = T(0);
-      int64_t lo = full_begin > c0 ? full_begin : c0;
-      int64_t hi = full_end < c0 + n ? full_end : c0 + n;
-      if (hi < lo) hi = lo;
-      if (hi > lo) {
-        int64_t o0 = 0;
-        for (; o0 + 8 * kLanes <= os; o0 += 8 * kLanes) {
-          input_grad_run<T, K, 8, 2>(p, s, w_channel, rows, os, gy_group, c0, lo, hi, o0, dx_row);
-        }
-        for (; o0 + 4 * kLanes <= os; o0 += 4 * kLanes) {
-          input_grad_run<T, K, 4, 3>(p, s, w_channel, rows, os, gy_group, c0, lo, hi, o0, dx_row);
-        }
-        for (; o0 + 2 * kLanes <= os; o0 += 2 * kLanes) {
-          input_grad_run<T, K, 2, 4>(p, s, w_channel, rows, os, gy_group, c0, lo, hi, o0, dx_row);
-        }
-        for (; o0 < os; o0 += kLanes) {
-          input_grad_run<T, K, 1, 8>(p, s, w_channel, rows, os, gy_group, c0, lo, hi, o0, dx_row);
-        }
-      }
-      // The other positions (near the ends, or any stride): each tap checked.
-      for (int64_t pos = c0; pos < c0 + n; ++pos) {
-        if (pos == lo && hi > lo) pos = hi;
-        if (pos >= c0 + n) break;
-        input_grad_checked<T, K>(p, s, w_channel, rows, os, gy_group, pos, pos - c0,
-                                 dx_row + pos);
-      }
+      input_grad_chunk<T, K>(a, s, b, cin, c0, n);
     }
+    ++item;
   }
 }
 
@@ -982,11 +1066,9 @@ void weight_grad_impl(const WeightGradArgs<T>& a, int64_t begin, int64_t end,
       for (int64_t t0 = 0; t0 < p.out_length; t0 += time_block) {
         const int64_t nt = t0 + time_block < p.out_length ? time_block : p.out_length - t0;
         const int64_t window = forward_window(p, nt);
-        for (int64_t bl = 0; bl < nb; ++bl) {
-          evaluate_basis<T, K>(a.x + ((b0 + bl) * p.in_channels + cin) * p.length, p.length,
-                               t0 * p.stride - p.pad_left, window, a.knots, p.num_intervals,
-                               inv_h, os, batch_view<T, K>(s, bl, window));
-        }
+        evaluate_windows<T, K>(a.x + (b0 * p.in_channels + cin) * p.length,
+                               p.in_channels * p.length, nb, p.length, t0 * p.stride - p.pad_left,
+                               window, a.knots, p.num_intervals, inv_h, os, s);
         const int64_t row_stride = p.groups * p.out_length;  // grad_out rows per batch element
         bucket_by_interval(s, nb, window, row_stride, os, buckets, order, local, first_row, start,
                            cursor);
