@@ -168,8 +168,7 @@ constexpr int64_t kInputGradChunk = 1024;
 constexpr int64_t kShortRow = 64;
 
 // Input rows whose features the input gradient evaluates together (short rows, several items):
-// about kShortRowPositions positions, few enough that their features stay in L1 next to a
-// channel's weights.
+// about kShortRowPositions positions (1024 measured the same at T = 15: bench/NOTES.md).
 constexpr int64_t kShortRowPositions = 256;
 static inline int64_t input_grad_rows_per_pass(const KanConv1dParams& p) {
   return p.length > 0 && p.length < kShortRow ? (kShortRowPositions + p.length - 1) / p.length
