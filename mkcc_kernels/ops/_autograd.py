@@ -29,8 +29,11 @@ def register(forward_op: str, backward_op: str) -> None:
     def backward(ctx, grad_out: Tensor):
         x, base_weight, spline_weight = ctx.saved_tensors
         needs_x, needs_base, needs_spline = ctx.needs_input_grad[:3]
+        # No .contiguous(): the backward ops read grad_out through its strides, so the expanded
+        # gradient of y.sum() is not materialized (a copy the size of y, and the heap growth
+        # that glibc then trims and faults back in on every step).
         grad_x, grad_base, grad_spline = backward_fn(
-            grad_out.contiguous(), x, base_weight, spline_weight, *ctx.conv_args,
+            grad_out, x, base_weight, spline_weight, *ctx.conv_args,
             needs_x, needs_base or needs_spline,
         )  # fmt: skip
         return (
