@@ -82,6 +82,9 @@ CONFIGS = {
     # 16 x 16 transpose blocks and their edges
     "C_out-30-one-block": (2, 3, 30, 40, 5, {"padding": 2}, 5),
     "C_out-64-long": (2, 2, 64, 140, 5, {"padding": "same"}, 5),
+    # CPU: a short output tile (several batch elements per work item) with rows of 3-7 vectors,
+    # which the forward sums by knot bucket
+    "short-tile-buckets": (32, 3, 50, 12, 3, {"padding": 1}, 5),
 }
 
 

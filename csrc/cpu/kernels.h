@@ -125,12 +125,23 @@ constexpr int64_t kMinPositionsPerBucket = 4;
 // are as fast or faster (bench/NOTES.md, 2 threads, per-position against buckets: 64 channels
 // 1.08x faster, 80-96 even, 128 channels 1.09x slower, 192 channels 1.16x slower).
 constexpr int64_t kMaxPositionPathRowBytes = 7 * 64;
+// Except for short output tiles (several batch elements per item, each a few outputs long),
+// where the per-position path spends much of its time on remainders of fewer than NP positions:
+// from 3 vectors, buckets are faster there (bench/NOTES.md, 15 outputs: 48 channels 1.16x,
+// 64 channels 1.08-1.13x, 32 channels even, 16 channels 1.06x slower; 64 channels at 30 outputs
+// 1.06x faster, at 60 outputs 1.03x slower).
+constexpr int64_t kShortTileOutputs = 32;
+constexpr int64_t kMinShortTileRowBytes = 3 * 64;
 
-// positions: the input positions a work item evaluates per channel (its batch elements' windows).
+// positions: the input positions a work item evaluates per channel (its batch elements' windows);
+// outputs: the outputs per batch element of the item.
 static inline bool forward_uses_buckets(const KanConv1dParams& p, const PackedLayout& layout,
-                                        int64_t positions, int64_t element_size) {
-  return layout.out_stride * element_size > kMaxPositionPathRowBytes &&
-         positions >= kMinPositionsPerBucket * p.num_intervals;
+                                        int64_t positions, int64_t element_size,
+                                        int64_t outputs) {
+  const int64_t row_bytes = layout.out_stride * element_size;
+  const bool wide = row_bytes > kMaxPositionPathRowBytes;
+  const bool short_tile = outputs <= kShortTileOutputs && row_bytes >= kMinShortTileRowBytes;
+  return (wide || short_tile) && positions >= kMinPositionsPerBucket * p.num_intervals;
 }
 
 static inline ScratchLayout forward_scratch(const KanConv1dParams& p, const PackedLayout& layout,

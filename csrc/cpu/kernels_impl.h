@@ -642,8 +642,9 @@ void forward_impl(const ForwardArgs<T>& a, int64_t begin, int64_t end, void* scr
     const int64_t first = t0 * p.stride - p.pad_left;
     const int64_t window = forward_window(p, nt);
     // Positions grouped by knot interval keep a bucket's weight rows in registers; that pays
-    // for wide output rows when buckets hold several positions (see forward_uses_buckets).
-    const bool use_buckets = forward_uses_buckets(p, a.layout, nb * window, sizeof(T));
+    // for wide output rows and short tiles when buckets hold several positions (see
+    // forward_uses_buckets).
+    const bool use_buckets = forward_uses_buckets(p, a.layout, nb * window, sizeof(T), nt);
     memset(s.accumulator, 0, sizeof(T) * nb * nt * os);
 
     for (int64_t c = 0; c < p.in_per_group; ++c) {
