@@ -129,7 +129,9 @@ constexpr int64_t kMaxPositionPathRowBytes = 7 * 64;
 // where the per-position path spends much of its time on remainders of fewer than NP positions:
 // from 3 vectors, buckets are faster there (bench/NOTES.md, 15 outputs: 48 channels 1.16x,
 // 64 channels 1.08-1.13x, 32 channels even, 16 channels 1.06x slower; 64 channels at 30 outputs
-// 1.06x faster, at 60 outputs 1.03x slower).
+// 1.06x faster, at 60 outputs 1.03x slower; 4-8 batch elements per item). A single-element
+// tile takes this route only when its window alone has enough positions (kernels spanning 13 or
+// more positions), which was not measured.
 constexpr int64_t kShortTileOutputs = 32;
 constexpr int64_t kMinShortTileRowBytes = 3 * 64;
 

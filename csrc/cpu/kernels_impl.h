@@ -610,8 +610,6 @@ inline void forward_outputs(const KanConv1dParams& p, const Scratch<T>& s,
   }
 }
 
-
-
 template <typename T, int K>
 void forward_impl(const ForwardArgs<T>& a, int64_t begin, int64_t end, void* scratch_base) {
   const KanConv1dParams& p = a.p;
