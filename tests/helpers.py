@@ -14,6 +14,8 @@ TOLERANCE = {
     torch.float16: 1e-2,
     torch.bfloat16: 5e-2,
 }
+# fp32 through TF32 tensor-core dots (inputs rounded to 10-bit mantissas, fp32 accumulation).
+TOLERANCE_TF32 = 5e-3
 
 
 def assert_close(actual: torch.Tensor, expected: torch.Tensor, tol: float, what: str) -> None:
@@ -85,6 +87,8 @@ CONFIGS = {
     # CPU: a short output tile (several batch elements per work item) with rows of 3-7 vectors,
     # which the forward sums by knot bucket
     "short-tile-buckets": (32, 3, 50, 12, 3, {"padding": 1}, 5),
+    # 1 + G + K = 18 features: the Triton kernels contract them in two blocks of 16
+    "G13-K4-two-feature-blocks": (2, 5, 6, 20, 3, {"padding": 1, "spline_order": 4}, 13),
 }
 
 

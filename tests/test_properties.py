@@ -18,7 +18,7 @@ import mkcc_kernels
 
 from .helpers import TOLERANCE, assert_close, run_layer
 
-BACKENDS = [b for b in ("cpu", "triton", "unfold") if b in mkcc_kernels.available_backends()]
+BACKENDS = [b for b in ("cpu", "triton", "unfold") if b in mkcc_kernels.available_backends("cpu")]
 # dtypes each backend runs on CPU tensors (the Triton interpreter runs the fp32 kernels).
 DTYPES = {
     "cpu": [torch.float32, torch.float64],

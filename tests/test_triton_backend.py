@@ -18,6 +18,7 @@ from mkcc_kernels.reference import knots
 from .helpers import (
     CONFIGS,
     TOLERANCE,
+    TOLERANCE_TF32,
     assert_close,
     compare_with_reference,
     compare_with_same_knots,
@@ -30,18 +31,61 @@ pytestmark = pytest.mark.skipif(
     triton_ops is None or not triton_ops.runs_on(DEVICE),
     reason="Triton is not installed, or neither a GPU nor TRITON_INTERPRET=1 is present",
 )
-DTYPES = [torch.float32, torch.float16, torch.bfloat16] if ON_GPU else [torch.float32]
-DTYPE_IDS = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
+# (dtype, whether fp32 dots may use TF32): fp32 runs both ways, as torch.backends.cudnn.allow_tf32
+# decides; the interpreter computes both exactly, a GPU rounds TF32 inputs to 10-bit mantissas.
+PRECISIONS = (
+    [(torch.float32, False), (torch.float32, True), (torch.float16, True), (torch.bfloat16, True)]
+    if ON_GPU
+    else [(torch.float32, False), (torch.float32, True)]
+)
+PRECISION_IDS = {
+    (torch.float32, False): "fp32-ieee",
+    (torch.float32, True): "fp32-tf32",
+    (torch.float16, True): "fp16",
+    (torch.bfloat16, True): "bf16",
+}
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: DTYPE_IDS[d])
+@pytest.fixture(autouse=True)
+def ieee_fp32_by_default():
+    """fp32 dots in IEEE fp32 unless a test asks for TF32, so that fp32 results meet the fp32
+    tolerance on a GPU too."""
+    saved = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32 = saved
+
+
+@pytest.mark.parametrize("precision", PRECISIONS, ids=lambda p: PRECISION_IDS[p])
 @pytest.mark.parametrize("config", CONFIGS.values(), ids=CONFIGS.keys())
-def test_matches_reference(config, dtype):
+def test_matches_reference(config, precision):
+    dtype, allow_tf32 = precision
+    torch.backends.cudnn.allow_tf32 = allow_tf32
+    tf32 = ON_GPU and dtype == torch.float32 and allow_tf32
     b, cin, cout, t, k, conv, grid = config
     x, base, spline = make_inputs(b, cin, cout, t, k, conv, grid, dtype)
     compare_with_reference(
-        "triton", x, base, spline, dtype, f"[triton {DEVICE}]", device=DEVICE, **conv
-    )
+        "triton", x, base, spline, dtype, f"[triton {DEVICE} {PRECISION_IDS[precision]}]",
+        tol=TOLERANCE_TF32 if tf32 else None, device=DEVICE, **conv,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("allow_tf32", [True, False])
+def test_fp32_dots_follow_cudnn_allow_tf32(allow_tf32):
+    """The planners read torch.backends.cudnn.allow_tf32 (as nn.Conv1d does) for fp32 only."""
+    torch.backends.cudnn.allow_tf32 = allow_tf32
+    for dtype in (torch.float32, torch.float16, torch.bfloat16):
+        launches = []
+        x = torch.empty(2, 6, 30, device="meta", dtype=dtype)
+        base = torch.empty(8, 6, 3, device="meta", dtype=dtype)
+        spline = torch.empty(8, 6, 3, 8, device="meta", dtype=dtype)
+        conv = (1, 1, 1, 1, 1, 3, -1.0, 1.0)
+        triton_ops.plan_forward(x, base, spline, *conv, launches.append)
+        grad_out = torch.empty(2, 8, 30, device="meta", dtype=dtype)
+        triton_ops.plan_backward(grad_out, x, base, spline, *conv, True, True, launches.append, 4)
+        assert [launch.name for launch in launches] == ["fwd", "dx", "dw"]
+        ieee = dtype == torch.float32 and not allow_tf32
+        assert all(launch.constants["IEEE_FP32"] == ieee for launch in launches)
 
 
 @pytest.mark.parametrize("order", [1, 2, 3, 4])

@@ -91,7 +91,9 @@ INVALID = {
 
 
 CPU_BACKENDS = [
-    b for b in ("cpu", "triton", "reference", "unfold") if b in mkcc_kernels.available_backends()
+    b
+    for b in ("cpu", "triton", "reference", "unfold")
+    if b in mkcc_kernels.available_backends("cpu")
 ]
 
 

@@ -4,6 +4,12 @@
 On knot interval ``m`` (``t_m <= x < t_{m+1}``) the non-zero functions are ``B_{m-K+r}``,
 ``r = 0..K``; with ``w = (x - t_m) / h`` in ``[0, 1)`` their values are the pieces of the uniform
 B-spline of order K below, and ``dB_{m-K+r}/dx = (piece_{K-1, r-1} - piece_{K-1, r}) / h``.
+
+Feature tiles are laid out ``[C, F, M]`` (input channels, features, rows), rows innermost: the
+per-input values (interval, pieces, silu) are computed once on a ``[C, M]`` tile whose rows run
+across a warp's lanes, so broadcasting them along the feature axis keeps each thread's share
+small (a few inputs, all their features). The ``[C * F, M]`` reshape is then the K x N operand of
+a dot that reads it from shared memory.
 """
 
 import triton
@@ -46,29 +52,35 @@ def _bspline_pieces(w, ORDER: tl.constexpr):
 
 
 @triton.jit
-def _select_piece(r, p0, p1, p2, p3, p4):
-    """``p_r`` for an integer tensor r (broadcast), zero where r is outside 0..4."""
-    return tl.where(
-        r == 0,
-        p0,
-        tl.where(r == 1, p1, tl.where(r == 2, p2, tl.where(r == 3, p3, tl.where(r == 4, p4, 0.0)))),
-    )
+def _select_piece(r, p0, p1, p2, p3, p4, ORDER: tl.constexpr):
+    """``p_r`` for an integer tensor r (broadcast), zero where r is outside 0..ORDER (pieces past
+    ORDER are zero, so they are not selected at all)."""
+    piece = tl.where(r == 0, p0, 0.0)
+    if ORDER >= 1:
+        piece = tl.where(r == 1, p1, piece)
+    if ORDER >= 2:
+        piece = tl.where(r == 2, p2, piece)
+    if ORDER >= 3:
+        piece = tl.where(r == 3, p3, piece)
+    if ORDER >= 4:
+        piece = tl.where(r == 4, p4, piece)
+    return piece
 
 
 @triton.jit
-def _locate(x, grid_lo, grid_h, inv_h, SPLINE_ORDER: tl.constexpr, NUM_INTERVALS: tl.constexpr):
+def _locate(x, grid_lo, grid_h, inv_h, num_intervals, SPLINE_ORDER: tl.constexpr):
     """(inside, m, w): whether x lies in [t_0, t_{G+2K}), its knot interval m and local
     coordinate w, with knots t_m = (m - K) * h + lo; the interval is settled against the knots
     themselves so that an input on a knot falls where Cox-de Boor puts it."""
     t_first = (0 - SPLINE_ORDER) * grid_h + grid_lo
-    t_last = (NUM_INTERVALS - SPLINE_ORDER) * grid_h + grid_lo
+    t_last = (num_intervals - SPLINE_ORDER) * grid_h + grid_lo
     inside = (x >= t_first) & (x < t_last)
     u = tl.where(inside, (x - t_first) * inv_h, 0.0)
-    m = tl.minimum(tl.maximum(tl.floor(u).to(tl.int32), 0), NUM_INTERVALS - 1)
+    m = tl.minimum(tl.maximum(tl.floor(u).to(tl.int32), 0), num_intervals - 1)
     t_m = (m - SPLINE_ORDER).to(tl.float32) * grid_h + grid_lo
     m = tl.where((x < t_m) & (m > 0), m - 1, m)
     t_next = (m + 1 - SPLINE_ORDER).to(tl.float32) * grid_h + grid_lo
-    m = tl.where((x >= t_next) & (m < NUM_INTERVALS - 1), m + 1, m)
+    m = tl.where((x >= t_next) & (m < num_intervals - 1), m + 1, m)
     t_m = (m - SPLINE_ORDER).to(tl.float32) * grid_h + grid_lo
     w = tl.where(inside, (x - t_m) * inv_h, 0.0)
     return inside, m, w
@@ -80,24 +92,31 @@ def _spread(
     m,
     inside,
     features,
+    num_funcs,
     p0,
     p1,
     p2,
     p3,
     p4,
     SPLINE_ORDER: tl.constexpr,
-    NUM_FUNCS: tl.constexpr,
 ):
-    """[M, C, F] from per-input values: feature 0 is ``first``, feature 1 + i is piece
-    ``i - (m - K)`` of interval m (zero off the interval's K + 1 functions and outside the grid),
-    features past 1 + G + K are zero."""
-    f = features[None, None, :]
-    r = f - 1 - (m[:, :, None] - SPLINE_ORDER)
+    """[C, F, M] from per-input values of shape [C, M]: feature 0 is ``first``, feature 1 + i is
+    piece ``i - (m - K)`` of interval m (zero off the interval's K + 1 functions and outside the
+    grid), features past G + K are zero. ``features`` holds the absolute feature indices of the
+    block."""
+    f = features[None, :, None]
+    r = f - 1 - (m[:, None, :] - SPLINE_ORDER)
     pieces = _select_piece(
-        r, p0[:, :, None], p1[:, :, None], p2[:, :, None], p3[:, :, None], p4[:, :, None]
+        r,
+        p0[:, None, :],
+        p1[:, None, :],
+        p2[:, None, :],
+        p3[:, None, :],
+        p4[:, None, :],
+        SPLINE_ORDER,
     )
-    pieces = tl.where(inside[:, :, None] & (f >= 1) & (f <= NUM_FUNCS), pieces, 0.0)
-    return tl.where(f == 0, first[:, :, None], pieces)
+    pieces = tl.where(inside[:, None, :] & (f >= 1) & (f <= num_funcs), pieces, 0.0)
+    return tl.where(f == 0, first[:, None, :], pieces)
 
 
 @triton.jit
@@ -107,16 +126,16 @@ def _tap_features(
     grid_lo,
     grid_h,
     inv_h,
+    num_funcs,
+    num_intervals,
     SPLINE_ORDER: tl.constexpr,
-    NUM_FUNCS: tl.constexpr,
-    NUM_INTERVALS: tl.constexpr,
 ):
-    """``[silu(x), B_0(x), .., B_{G+K-1}(x), 0 ..]`` for x of shape [M, C] (fp32) along a new last
-    axis indexed by ``features`` (an arange of the padded feature count): shape [M, C, F]."""
-    inside, m, w = _locate(x, grid_lo, grid_h, inv_h, SPLINE_ORDER, NUM_INTERVALS)
+    """``[silu(x), B_0(x), .., B_{G+K-1}(x), 0 ..]`` at the absolute feature indices
+    ``features`` for x of shape [C, M] (fp32): shape [C, F, M]."""
+    inside, m, w = _locate(x, grid_lo, grid_h, inv_h, num_intervals, SPLINE_ORDER)
     p0, p1, p2, p3, p4 = _bspline_pieces(w, SPLINE_ORDER)
     silu = x / (1.0 + tl.exp(-x))
-    return _spread(silu, m, inside, features, p0, p1, p2, p3, p4, SPLINE_ORDER, NUM_FUNCS)
+    return _spread(silu, m, inside, features, num_funcs, p0, p1, p2, p3, p4, SPLINE_ORDER)
 
 
 @triton.jit
@@ -126,13 +145,13 @@ def _tap_feature_derivatives(
     grid_lo,
     grid_h,
     inv_h,
+    num_funcs,
+    num_intervals,
     SPLINE_ORDER: tl.constexpr,
-    NUM_FUNCS: tl.constexpr,
-    NUM_INTERVALS: tl.constexpr,
 ):
-    """d/dx of ``_tap_features``: ``[silu'(x), B_0'(x), ..]``, shape [M, C, F]. Derivative piece
+    """d/dx of ``_tap_features``: ``[silu'(x), B_0'(x), ..]``, shape [C, F, M]. Derivative piece
     r is ``(q_{r-1} - q_r) / h`` with q the order K - 1 pieces (zero past K - 1)."""
-    inside, m, w = _locate(x, grid_lo, grid_h, inv_h, SPLINE_ORDER, NUM_INTERVALS)
+    inside, m, w = _locate(x, grid_lo, grid_h, inv_h, num_intervals, SPLINE_ORDER)
     q0, q1, q2, q3, q4 = _bspline_pieces(w, SPLINE_ORDER - 1)
     sig = 1.0 / (1.0 + tl.exp(-x))
     silu_grad = sig * (1.0 + x * (1.0 - sig))
@@ -141,11 +160,11 @@ def _tap_feature_derivatives(
         m,
         inside,
         features,
+        num_funcs,
         -q0 * inv_h,
         (q0 - q1) * inv_h,
         (q1 - q2) * inv_h,
         (q2 - q3) * inv_h,
         (q3 - q4) * inv_h,
         SPLINE_ORDER,
-        NUM_FUNCS,
     )

@@ -1,0 +1,325 @@
+"""GPU resources known without a GPU: every Triton launch the planners make, compiled ahead of
+time for sm_80 and sm_90, and the CUDA C++ kernels inside ``_C``, read with the ``cuobjdump``
+that ships with Triton (registers per thread, stack bytes per thread — spills —, shared memory
+per block).
+
+    rows = triton_resources(layers)        # one row per distinct kernel build
+    problems(rows)                         # compile errors, spills, shared memory over the limit
+
+The launches come from the op planners themselves (``plan_forward`` / ``plan_backward`` of
+``mkcc_kernels.ops.triton_ops``, run on meta tensors with a launcher that records instead of
+launching), so the check follows every change of tile table, packing or arguments. Needs the
+Triton kernels as compiled functions: run it in a process without ``TRITON_INTERPRET=1``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import subprocess
+import tempfile
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+# Per-block shared memory limits (the opt-in maximum): A100 (sm_80) 163 KB, H100 (sm_90) 227 KB
+# (CUDA C++ Programming Guide, "Technical Specifications per Compute Capability").
+SHARED_LIMIT = {80: 163 * 1024, 90: 227 * 1024}
+ARCHS = (80, 90)
+# The SM count the weight gradient's row splits are sized for (H100 SXM: 132); splits are a
+# runtime argument, so this changes no build.
+_MULTIPROCESSORS = 132
+_DTYPE_NAMES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A KANConv1d call: input ``[batch, in_channels, length]``, the layer's geometry."""
+
+    batch: int
+    in_channels: int
+    out_channels: int
+    length: int
+    kernel_size: int
+    stride: int = 1
+    padding: int | str = 0
+    dilation: int = 1
+    groups: int = 1
+    grid_size: int = 5
+
+
+@dataclass
+class Build:
+    """One distinct kernel build (what Triton would compile and cache once) and what reading
+    its cubin gave; ``layers`` counts the calls that launch it."""
+
+    kernel: str
+    arch: int
+    dtype: str
+    spline_order: int
+    ieee: bool
+    tiles: str
+    layers: int
+    registers: int = -1
+    stack: int = -1
+    shared: int = -1
+    error: str = ""
+
+    @property
+    def precision(self) -> str:
+        return "ieee" if self.ieee else ("tf32" if self.dtype == "fp32" else self.dtype)
+
+
+def cuobjdump() -> Path:
+    """The ``cuobjdump`` inside the triton package."""
+    import triton
+
+    return Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
+
+
+_USAGE = re.compile(r"REG:(\d+) STACK:(\d+) SHARED:(\d+) LOCAL:(\d+)")
+
+
+def _read_usage(path: str) -> list[tuple[str, str, int, int, int]]:
+    """(arch, function, registers, stack, static shared bytes) of every kernel in a cubin or a
+    host binary with embedded cubins."""
+    text = subprocess.run(
+        [str(cuobjdump()), "--dump-resource-usage", path],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rows, arch, function = [], "", ""
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("arch = "):
+            arch = line.split("=")[1].strip()
+        elif line.startswith("Function "):
+            function = line[len("Function ") :].rstrip(":")
+        elif match := _USAGE.search(line):
+            rows.append((arch, function, int(match[1]), int(match[2]), int(match[3])))
+    return rows
+
+
+def _recorded_launches(layer: Layer, dtype: torch.dtype, spline_order: int, ieee: bool):
+    """The launches the op planners make for one forward and one full backward of ``layer``
+    (meta tensors: nothing is allocated or run)."""
+    from .functional import resolve_padding
+    from .ops import triton_ops
+    from .ops.common import out_length
+
+    launches = []
+    pad_left, pad_right = resolve_padding(
+        layer.padding, layer.kernel_size, layer.stride, layer.dilation
+    )
+    meta = dict(device="meta", dtype=dtype)
+    x = torch.empty(layer.batch, layer.in_channels, layer.length, **meta)
+    shape = (layer.out_channels, layer.in_channels // layer.groups, layer.kernel_size)
+    base = torch.empty(shape, **meta)
+    spline = torch.empty(*shape, layer.grid_size + spline_order, **meta)
+    conv = (
+        layer.stride, pad_left, pad_right, layer.dilation, layer.groups, spline_order, -1.0, 1.0
+    )  # fmt: skip
+    length_out = out_length(layer.length, layer.kernel_size, layer.stride, pad_left, pad_right,
+                            layer.dilation)  # fmt: skip
+    grad_out = torch.empty(layer.batch, layer.out_channels, length_out, **meta)
+    with _tf32(not ieee):
+        triton_ops._check_shapes(x, base, spline)
+        triton_ops.plan_forward(x, base, spline, *conv, launches.append)
+        triton_ops.plan_backward(
+            grad_out, x, base, spline, *conv, True, True, launches.append, _MULTIPROCESSORS
+        )
+    return launches
+
+
+@contextlib.contextmanager
+def _tf32(allow: bool) -> Iterator[None]:
+    saved = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = allow
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = saved
+
+
+def _compile_inputs(launch, arch: int):
+    """What ``triton.compile`` takes for this launch on ``arch``: the signature, constants and
+    attributes Triton's own launcher would derive from the arguments, and the options."""
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import make_backend
+    from triton.runtime.jit import create_function_from_signature
+
+    kernel = launch.kernel
+    backend = make_backend(GPUTarget("cuda", arch, 32))
+    binder = create_function_from_signature(kernel.signature, kernel.params, backend)
+    bound, specialization, options = binder(*launch.args, **launch.constants)
+    options, signature, constants, attrs = kernel._pack_args(
+        backend, dict(launch.constants), bound, specialization, options
+    )
+    return signature, constants, attrs, options.__dict__
+
+
+def _compile(job) -> tuple[int, int, int, str]:
+    """(registers, stack, shared bytes, error) of one build; runs in a worker process."""
+    name, arch, signature, constants, attrs, options = job
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from .ops.triton_ops import KERNELS
+
+    try:
+        compiled = triton.compile(
+            ASTSource(KERNELS[name], signature, constants, attrs),
+            target=GPUTarget("cuda", arch, 32),
+            options=options,
+        )
+    except Exception as error:  # noqa: BLE001 - a compile error is a result here
+        return -1, -1, -1, f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as cubin:
+        cubin.write(compiled.asm["cubin"])
+        cubin.flush()
+        usage = _read_usage(cubin.name)
+    if len(usage) != 1:
+        return -1, -1, -1, f"expected one function in the cubin, found {len(usage)}"
+    _, _, registers, stack, static_shared = usage[0]
+    return registers, stack, max(static_shared, int(compiled.metadata.shared)), ""
+
+
+def triton_resources(
+    layers: Iterable[Layer],
+    dtypes: Iterable[torch.dtype] = (torch.float32, torch.float16, torch.bfloat16),
+    spline_orders: Iterable[int] = (1, 2, 3, 4),
+    archs: Iterable[int] = ARCHS,
+    jobs: int | None = None,
+) -> list[Build]:
+    """Every distinct build the planners launch for ``layers`` x dtypes x spline orders (fp32
+    both with TF32 and with IEEE dots) x archs, compiled and read; ``jobs`` worker processes
+    (default: every core)."""
+    from .ops import triton_ops
+
+    if triton_ops.interpreter_enabled():
+        raise RuntimeError(
+            "the Triton kernels were defined for the interpreter (TRITON_INTERPRET=1): "
+            "compile-time resources need a process without it"
+        )
+    builds: dict[str, Build] = {}
+    compile_jobs: dict[str, tuple] = {}
+    for layer in layers:
+        for dtype in dtypes:
+            for ieee in (False, True) if dtype == torch.float32 else (False,):
+                for order in spline_orders:
+                    for launch in _recorded_launches(layer, dtype, order, ieee):
+                        for arch in archs:
+                            signature, constants, attrs, options = _compile_inputs(launch, arch)
+                            key = repr((launch.name, arch, signature, constants, attrs, options))
+                            if key not in builds:
+                                c = launch.constants
+                                tiles = "x".join(
+                                    str(c[k])
+                                    for k in ("BLOCK_M", "BLOCK_N", "BLOCK_O", "BLOCK_C")
+                                    if k in c
+                                ) + f" w{c['num_warps']} s{c['num_stages']}"  # fmt: skip
+                                builds[key] = Build(
+                                    launch.name, arch, _DTYPE_NAMES[dtype], order, ieee,
+                                    tiles, 0,
+                                )  # fmt: skip
+                                compile_jobs[key] = (
+                                    launch.name, arch, signature, constants, attrs, options
+                                )  # fmt: skip
+                            builds[key].layers += 1
+    keys = list(compile_jobs)
+    with ProcessPoolExecutor(jobs or os.cpu_count() or 1) as pool:
+        for key, (registers, stack, shared, error) in zip(
+            keys, pool.map(_compile, [compile_jobs[k] for k in keys])
+        ):
+            build = builds[key]
+            build.registers, build.stack, build.shared, build.error = (
+                registers, stack, shared, error
+            )  # fmt: skip
+    order = {"fwd": 0, "dx": 1, "dw": 2}
+    return sorted(
+        builds.values(),
+        key=lambda b: (order[b.kernel], b.arch, b.precision, b.spline_order, b.tiles),
+    )
+
+
+_KERNEL_NAME = re.compile(r"(kan_conv1d_[a-z_]*kernel)I(f|d|N3c104HalfE|N3c108BFloat16E)Li(\d)E")
+_TYPE_NAMES = {"f": "float", "d": "double", "N3c104HalfE": "Half", "N3c108BFloat16E": "BFloat16"}
+
+# CUDA C++ kernels that keep a stack frame, with the reason it costs nothing that matters:
+# (kernel, arch, spline order) -> (bytes allowed, why).
+CUDA_STACK_EXCEPTIONS = {
+    ("kan_conv1d_fwd_kernel", "sm_80", 2): (
+        8,
+        "ptxas keeps one 8-byte value of the CUDA-core forward in local memory (64 registers): "
+        "stored once at entry, loaded once before the channel loop and once in the epilogue "
+        "(SASS: one STL, two LDL, none inside the loops), every input dtype",
+    ),
+}
+
+
+@dataclass
+class CudaKernel:
+    arch: str
+    function: str
+    registers: int
+    stack: int
+    shared: int
+
+    @property
+    def name(self) -> str:
+        """``kernel<dtype, K=order>`` from the mangled template instance."""
+        match = _KERNEL_NAME.search(self.function)
+        if not match:
+            return self.function[:80]
+        name, dtype, order = match.groups()
+        return f"{name}<{_TYPE_NAMES.get(dtype, dtype)}, K={order}>"
+
+    @property
+    def stack_exception(self) -> tuple[int, str] | None:
+        match = _KERNEL_NAME.search(self.function)
+        if not match:
+            return None
+        return CUDA_STACK_EXCEPTIONS.get((match[1], self.arch, int(match[3])))
+
+
+def cuda_resources(library: str | None = None) -> list[CudaKernel]:
+    """Every kernel of the CUDA C++ cubins in ``_C`` (empty when the build has no CUDA code)."""
+    if library is None:
+        from . import _C
+
+        library = _C.__file__
+    return [CudaKernel(*row) for row in _read_usage(library)]
+
+
+def cuda_problems(kernels: Iterable[CudaKernel]) -> list[str]:
+    """A line per CUDA C++ kernel with a stack frame that is not an explained exception."""
+    found = []
+    for k in kernels:
+        allowed = k.stack_exception
+        if k.stack > (allowed[0] if allowed else 0):
+            found.append(f"CUDA {k.arch} {k.name}: {k.stack} stack bytes per thread")
+    return found
+
+
+def problems(builds: Iterable[Build]) -> list[str]:
+    """A line per build that fails to compile, spills (stack > 0) or needs more shared memory
+    than its arch gives one block."""
+    found = []
+    for b in builds:
+        what = f"{b.kernel} sm_{b.arch} {b.precision} K={b.spline_order} {b.tiles}"
+        if b.error:
+            found.append(f"{what}: compile error: {b.error}")
+        elif b.stack > 0:
+            found.append(f"{what}: spills ({b.stack} stack bytes per thread, {b.registers} regs)")
+        elif b.shared > SHARED_LIMIT[b.arch]:
+            found.append(
+                f"{what}: {b.shared} bytes of shared memory, over sm_{b.arch}'s "
+                f"{SHARED_LIMIT[b.arch]}"
+            )
+    return found
