@@ -105,28 +105,53 @@ def all_layers() -> list[Layer]:
 
 
 def triton_table(builds: list[Build]) -> str:
-    lines = [
-        "| kernel | arch | precision | K | tiles (M x N x C, warps, stages) | layers | registers "
-        "| stack B | shared KB |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    """One row per kernel, arch, precision and tiles; registers per spline order 1-4."""
+    groups: dict[tuple, list[Build]] = {}
     for b in builds:
-        usage = (
-            f"{b.registers} | {b.stack} | {b.shared / 1024:.1f}"
-            if not b.error
-            else f"error: {b.error} | | "
+        groups.setdefault((b.kernel, b.arch, b.precision, b.tiles), []).append(b)
+    lines = [
+        "| kernel | arch | precision | tiles (M x N x C, warps, stages) | layer shapes "
+        "| registers, K = 1 / 2 / 3 / 4 | stack B | shared KB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for (kernel, arch, precision, tiles), rows in groups.items():
+        by_order = {b.spline_order: b for b in rows}
+        registers = " / ".join(
+            ("error" if by_order[k].error else str(by_order[k].registers)) if k in by_order else "-"
+            for k in (1, 2, 3, 4)
         )
+        stack = max(b.stack for b in rows)
+        shared = max(b.shared for b in rows) / 1024
         lines.append(
-            f"| {b.kernel} | sm_{b.arch} | {b.precision} | {b.spline_order} | {b.tiles} "
-            f"| {b.layers} | {usage} |"
+            f"| {kernel} | sm_{arch} | {precision} | {tiles} | {max(b.layers for b in rows)} "
+            f"| {registers} | {stack} | {shared:.1f} |"
         )
     return "\n".join(lines)
 
 
 def cuda_table(kernels: list[CudaKernel]) -> str:
-    lines = ["| arch | kernel | registers | stack B | static shared B |", "|---|---|---|---|---|"]
+    """One row per kernel and arch; registers per dtype (float / Half / BFloat16) and order."""
+    groups: dict[tuple[str, str], dict[str, CudaKernel]] = {}
     for k in kernels:
-        lines.append(f"| {k.arch} | `{k.name}` | {k.registers} | {k.stack} | {k.shared} |")
+        name, _, rest = k.name.partition("<")
+        groups.setdefault((name, k.arch), {})[rest.rstrip(">")] = k
+    lines = [
+        "| kernel | arch | registers, K = 1 / 2 / 3 / 4: float; Half; BFloat16 | stack B |",
+        "|---|---|---|---|",
+    ]
+    for (name, arch), by_instance in groups.items():
+        cells = []
+        for dtype in ("float", "Half", "BFloat16"):
+            registers = [by_instance.get(f"{dtype}, K={order}") for order in (1, 2, 3, 4)]
+            cells.append(
+                " / ".join(str(k.registers) if k else "-" for k in registers)
+                if any(registers)
+                else "-"
+            )
+        stacks = sorted({k.stack for k in by_instance.values()})
+        lines.append(
+            f"| `{name}` | {arch} | {'; '.join(cells)} | {' or '.join(map(str, stacks))} |"
+        )
     return "\n".join(lines)
 
 

@@ -37,6 +37,8 @@ import torch.nn.functional as F
 
 import mkcc_kernels
 
+from . import gpu_costs
+
 # (B, C_in, C_out, T, k): the four canonical CPU shapes (grid 5, cubic).
 CANONICAL_SHAPES = [
     (32, 10, 64, 450, 5),
@@ -232,6 +234,24 @@ def time_step(
     return times
 
 
+def floor_seconds(
+    shape: tuple[int, ...],
+    dtype: torch.dtype,
+    mode: str,
+    peaks: gpu_costs.Peaks,
+    grid_size: int,
+    spline_order: int,
+) -> float:
+    """The useful-work floor of one call on ``peaks`` (bench/gpu_costs.py): the forward's pass,
+    the two gradient passes, or all three; fp32 at the TF32 or fp32 rate as
+    ``torch.backends.cudnn.allow_tf32`` says."""
+    passes = {"fwd": ("fwd",), "bwd": ("dx", "dw"), "fwd+bwd": ("fwd", "dx", "dw")}[mode]
+    costs = gpu_costs.pass_costs(
+        shape, dtype, torch.backends.cudnn.allow_tf32, grid_size, spline_order
+    )
+    return sum(cost.floor_s(peaks) for cost in costs if cost.kernel in passes)
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     position = q * (len(ordered) - 1)
@@ -371,7 +391,15 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="compile the reference once for all shapes (dynamic shapes)",
     )
-    parser.add_argument("--csv", type=Path, default=None, help="append results to this CSV")
+    parser.add_argument(
+        "--csv", type=Path, default=None, help="append each result to this CSV as it is measured"
+    )
+    parser.add_argument(
+        "--time-budget",
+        type=float,
+        default=None,
+        help="start no new case after this many seconds (the cases left are listed as skipped)",
+    )
     args = parser.parse_args(argv)
 
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -418,12 +446,20 @@ def main(argv: list[str] | None = None) -> None:
         f"KANConv1d on {machine_name(args.device, args.threads)}, grid {args.grid_size}, "
         f"order {args.spline_order}, padding 'same'; build {mkcc_kernels.build_info()}"
     )
+    peaks = gpu_costs.peaks_for(torch.cuda.get_device_name()) if args.device == "cuda" else None
     results = []
+    skipped = 0
+    started = time.perf_counter()
     for dtype_name in dtypes:
         dtype = getattr(torch, dtype_name)
         for shape in shapes:
             for mode in modes:
                 for provider in providers:
+                    if args.time_budget is not None and (
+                        time.perf_counter() - started > args.time_budget
+                    ):
+                        skipped += 1
+                        continue
                     layer, inputs = make_layer(
                         provider,
                         shape,
@@ -456,11 +492,24 @@ def main(argv: list[str] | None = None) -> None:
                         result.extra["saved_mb"] = saved_bytes(layer, inputs) / 2**20
                     if args.device == "cuda":
                         result.extra["peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+                    floor = ""
+                    if peaks is not None and provider not in ("conv1d", "dense-gemm"):
+                        floor_ms = 1e3 * floor_seconds(
+                            shape, dtype, mode, peaks, args.grid_size, args.spline_order
+                        )
+                        result.extra["floor_ms"] = floor_ms
+                        result.extra["of_floor"] = floor_ms / result.p50
+                        floor = f"  floor {floor_ms:.3f} ms ({100 * floor_ms / result.p50:.1f} %)"
                     results.append(result)
+                    if args.csv is not None:
+                        write_csv(args.csv, [result], args.device, args.threads)
                     print(
-                        f"  {dtype_name} {shape} {mode:7s} {provider:18s} {result.p50:10.3f} ms",
+                        f"  {dtype_name} {shape} {mode:7s} {provider:18s} {result.p50:10.3f} ms"
+                        f"{floor}",
                         flush=True,
                     )
+    if skipped:
+        print(f"\nskipped {skipped} cases past the time budget of {args.time_budget:.0f} s")
     print()
     print(format_table(results))
     fused = [p for p in ("cpu", "triton", "cuda") if p in providers]
@@ -487,7 +536,6 @@ def main(argv: list[str] | None = None) -> None:
                         f"(min {min(ratios):.2f}x, max {max(ratios):.2f}x)"
                     )
     if args.csv is not None:
-        write_csv(args.csv, results, args.device, args.threads)
         print(f"\nappended {len(results)} cases to {args.csv}")
 
 

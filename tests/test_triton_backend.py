@@ -231,3 +231,33 @@ def test_op_rejects_input_without_channels():
         torch.ops.mkcc.kan_conv1d_bwd_triton(
             grad_out, x, base, spline, 1, 1, 1, 1, 1, 3, -1.0, 1.0, True, True
         )
+
+
+def test_planners_take_more_rows_than_int32_and_use_one_grid_axis():
+    """Rows (batch x time) past 2^31 plan a one-dimensional grid (no axis limited to 65,535) and
+    the kernels get the sizes as they are (they form rows in 64 bits); a grid past what one
+    launch takes, or packed weights past 32-bit tile offsets, is a clear error naming the
+    argument."""
+    launches = []
+    x = torch.empty(70_000, 4, 40_000, device="meta")
+    base, spline = torch.empty(8, 4, 3, device="meta"), torch.empty(8, 4, 3, 8, device="meta")
+    conv = (1, 1, 1, 1, 1, 3, -1.0, 1.0)
+    triton_ops.plan_forward(x, base, spline, *conv, launches.append)
+    grad_out = torch.empty(70_000, 8, 40_000, device="meta")
+    triton_ops.plan_backward(grad_out, x, base, spline, *conv, True, True, launches.append, 132)
+    rows = 70_000 * 40_000
+    assert rows > 2**31
+    assert [launch.name for launch in launches] == ["fwd", "dx", "dw"]
+    for launch in launches:
+        assert len(launch.grid) == 1
+        assert launch.args[launch.kernel.arg_names.index("batch")] == 70_000
+    # forward and dx: a program per 64 rows (and channel block); dW loops over its row split
+    assert launches[0].grid[0] >= rows // 64 and launches[1].grid[0] >= rows // 64
+    huge = torch.empty(2**31, 1, 2**10, device="meta")
+    with pytest.raises(ValueError, match=r"^x: the Triton kernels need \d+ programs"):
+        triton_ops.plan_forward(huge, base[:, :1], spline[:, :1], *conv, launches.append)
+    x = torch.empty(1, 2048, 4, device="meta")
+    base = torch.empty(70_000, 2048, 1, device="meta")
+    spline = torch.empty(70_000, 2048, 1, 8, device="meta")
+    with pytest.raises(ValueError, match=r"^base_weight, spline_weight: \d+ packed weight values"):
+        triton_ops.plan_forward(x, base, spline, 1, 0, 0, 1, 1, 3, -1.0, 1.0, launches.append)

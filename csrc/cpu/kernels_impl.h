@@ -1,5 +1,8 @@
-// Loop nests of the fused CPU kernels. Included once per instruction set by kernels_<isa>.cpp,
-// each of which defines MKCC_CPU_ISA (the namespace) and the target before including this file.
+// Loop nests of the fused CPU kernels. Included once per instruction set and pass by
+// kernels_<isa>_<pass>.cpp, each of which defines MKCC_CPU_ISA (the namespace), the target and
+// one of MKCC_CPU_PASS_FORWARD (with the transposes), MKCC_CPU_PASS_INPUT_GRAD and
+// MKCC_CPU_PASS_WEIGHT_GRAD before including this file: a pass's entry points are compiled in
+// its own translation unit, so that a build compiles the nine in parallel.
 // Only C headers are used here, and every helper has internal linkage, so no inline function
 // compiled for a wider instruction set can be picked by the linker for a narrower one.
 //
@@ -7,6 +10,10 @@
 // multiple of the vector width, which the compiler vectorizes.
 #ifndef MKCC_CPU_ISA
 #error "define MKCC_CPU_ISA before including kernels_impl.h"
+#endif
+#if defined(MKCC_CPU_PASS_FORWARD) + defined(MKCC_CPU_PASS_INPUT_GRAD) + \
+        defined(MKCC_CPU_PASS_WEIGHT_GRAD) != 1
+#error "define exactly one MKCC_CPU_PASS_* before including kernels_impl.h"
 #endif
 
 #include <math.h>
@@ -1149,23 +1156,12 @@ void weight_grad_entry(const WeightGradArgs<T>& a, int64_t begin, int64_t end, v
 
 }  // namespace
 
+#if defined(MKCC_CPU_PASS_FORWARD)
 void forward(const ForwardArgs<float>& a, int64_t begin, int64_t end, void* scratch) {
   forward_entry(a, begin, end, scratch);
 }
 void forward(const ForwardArgs<double>& a, int64_t begin, int64_t end, void* scratch) {
   forward_entry(a, begin, end, scratch);
-}
-void input_grad(const InputGradArgs<float>& a, int64_t begin, int64_t end, void* scratch) {
-  input_grad_entry(a, begin, end, scratch);
-}
-void input_grad(const InputGradArgs<double>& a, int64_t begin, int64_t end, void* scratch) {
-  input_grad_entry(a, begin, end, scratch);
-}
-void weight_grad(const WeightGradArgs<float>& a, int64_t begin, int64_t end, void* scratch) {
-  weight_grad_entry(a, begin, end, scratch);
-}
-void weight_grad(const WeightGradArgs<double>& a, int64_t begin, int64_t end, void* scratch) {
-  weight_grad_entry(a, begin, end, scratch);
 }
 void transpose(const float* src, int64_t src_stride, int64_t rows, int64_t cols, float* dst,
                int64_t dst_stride) {
@@ -1175,6 +1171,25 @@ void transpose(const double* src, int64_t src_stride, int64_t rows, int64_t cols
                int64_t dst_stride) {
   transpose_rows(src, src_stride, rows, cols, dst, dst_stride);
 }
+#endif
+
+#if defined(MKCC_CPU_PASS_INPUT_GRAD)
+void input_grad(const InputGradArgs<float>& a, int64_t begin, int64_t end, void* scratch) {
+  input_grad_entry(a, begin, end, scratch);
+}
+void input_grad(const InputGradArgs<double>& a, int64_t begin, int64_t end, void* scratch) {
+  input_grad_entry(a, begin, end, scratch);
+}
+#endif
+
+#if defined(MKCC_CPU_PASS_WEIGHT_GRAD)
+void weight_grad(const WeightGradArgs<float>& a, int64_t begin, int64_t end, void* scratch) {
+  weight_grad_entry(a, begin, end, scratch);
+}
+void weight_grad(const WeightGradArgs<double>& a, int64_t begin, int64_t end, void* scratch) {
+  weight_grad_entry(a, begin, end, scratch);
+}
+#endif
 
 }  // namespace MKCC_CPU_ISA
 }  // namespace cpu

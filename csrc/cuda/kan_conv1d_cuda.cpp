@@ -115,6 +115,9 @@ at::Tensor kan_conv1d_fwd_cuda(const at::Tensor& x, const at::Tensor& base_weigh
   }
 
   check_grid_size(p.batch * p.groups * ((p.out_length + 31) / 32), "forward");
+  TORCH_CHECK_VALUE((p.out_per_group + kForwardChannels - 1) / kForwardChannels <= 65535,
+                    "base_weight: too many output channels per group for the forward grid (",
+                    p.out_per_group, ")");
   const PackedLayout layout = packed_layout(p, kChannelAlign);
   const auto packed = pack_weights(base_weight, spline_weight, p, layout, at::kFloat);
   MKCC_DISPATCH_CUDA_TYPES(x.scalar_type(), "kan_conv1d_fwd_cuda", [&] {

@@ -22,6 +22,9 @@ struct ForwardArgs {
   scalar_t* out;          // [B, C_out, T_out]
 };
 
+// The CUDA-core forward: output channels (one thread each) per block, grid.y = their blocks.
+constexpr int kForwardChannels = 128;
+
 // The tensor-core forward (fp16/bf16, sm_80+): an implicit GEMM whose reduction runs over
 // (input channel, feature) for each tap, features = silu and the G + K basis values, padded to an
 // even count. Tiles: kMmaOutTile output channels x kMmaTimeTile positions per block, kMmaChannels

@@ -29,7 +29,7 @@ namespace cuda {
 namespace {
 
 constexpr int kTileT = 32;
-constexpr int kThreads = 128;
+constexpr int kThreads = kForwardChannels;
 
 struct ForwardSmem {
   int64_t window;

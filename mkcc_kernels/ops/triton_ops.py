@@ -179,6 +179,24 @@ def _feature_blocks(grid_size: int, spline_order: int) -> int:
     return _blocks(1 + grid_size + spline_order, FEATURES)
 
 
+def _check_weight_size(
+    groups: int, kernel_size: int, in_per_group: int, out_per_group: int, feature_blocks: int,
+    tiles: Tiles,
+) -> None:  # fmt: skip
+    """The kernels address a weight tile with 32-bit offsets from its row block: the packed
+    weights (padded to whole tiles) must stay under 2^31 values."""
+    values = (
+        groups * kernel_size * feature_blocks * FEATURES
+        * _blocks(in_per_group, tiles.channels) * tiles.channels
+        * _blocks(out_per_group, tiles.cols) * tiles.cols
+    )  # fmt: skip
+    if values >= 2**31:
+        raise ValueError(
+            f"base_weight, spline_weight: {values} packed weight values, more than the Triton "
+            f"kernels address (2^31); use backend='cuda' or 'reference'"
+        )
+
+
 def _grid(programs: int) -> tuple[int]:
     if programs > _MAX_PROGRAMS:
         raise ValueError(
@@ -273,6 +291,7 @@ def plan_forward(
     ieee = ieee_fp32(x.dtype)
     out_per_group = out_channels // groups
     tiles = _tiles("fwd", not ieee, out_per_group)
+    _check_weight_size(groups, kernel_size, in_per_group, out_per_group, feature_blocks, tiles)
     packed = pack_forward_weights(base_weight, spline_weight, groups, feature_blocks, tiles)
     programs = _blocks(out_per_group, tiles.cols) * _blocks(batch * length_out, tiles.rows) * groups
     launch(
@@ -366,6 +385,7 @@ def plan_backward(
             else new_output((feature_blocks, batch, in_channels, length), x, torch.float32)
         )
         tiles = _tiles("dx", not ieee, out_per_group)
+        _check_weight_size(groups, kernel_size, in_per_group, out_per_group, feature_blocks, tiles)
         packed = pack_input_grad_weights(base_weight, spline_weight, groups, feature_blocks, tiles)
         programs = (
             _blocks(in_per_group, tiles.channels)

@@ -1,6 +1,8 @@
-// Fused CPU kernels built for x86-64 with AVX-512 (F, VL, BW, DQ); used when the processor has them.
+// Fused CPU kernels for x86-64 with AVX-512 (F, VL, BW, DQ), used when the processor has them:
+// the forward pass and the transposes.
 #if defined(__x86_64__)
 #pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,bmi,bmi2,f16c,popcnt")
 #define MKCC_CPU_ISA avx512
+#define MKCC_CPU_PASS_FORWARD
 #include "kernels_impl.h"
 #endif

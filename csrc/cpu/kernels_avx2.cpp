@@ -1,6 +1,0 @@
-// Fused CPU kernels built for x86-64 with AVX2 and FMA; used when the processor has them.
-#if defined(__x86_64__)
-#pragma GCC target("avx2,fma,bmi,bmi2,f16c,popcnt")
-#define MKCC_CPU_ISA avx2
-#include "kernels_impl.h"
-#endif

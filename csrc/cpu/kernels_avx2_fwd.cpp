@@ -1,0 +1,8 @@
+// Fused CPU kernels for x86-64 with AVX2 and FMA, used when the processor has them:
+// the forward pass and the transposes.
+#if defined(__x86_64__)
+#pragma GCC target("avx2,fma,bmi,bmi2,f16c,popcnt")
+#define MKCC_CPU_ISA avx2
+#define MKCC_CPU_PASS_FORWARD
+#include "kernels_impl.h"
+#endif
