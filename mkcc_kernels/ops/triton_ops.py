@@ -206,37 +206,31 @@ def _grid(programs: int) -> tuple[int]:
     return (programs,)
 
 
-def _weights(base_weight: Tensor, spline_weight: Tensor, groups: int, feature_blocks: int):
-    """``[groups, C_out/groups, C_in/groups, k, F]``: feature 0 base, 1 + i spline i, zeros up
-    to ``F = 16 * feature_blocks``."""
+def _padded_weights(
+    base_weight: Tensor, spline_weight: Tensor, groups: int, feature_blocks: int, tiles: Tiles
+) -> Tensor:
+    """``[groups, O_pad, C_pad, k, F]``: feature 0 base, 1 + i spline i, zeros up to
+    ``F = 16 * feature_blocks``; output and input channels zero-padded to whole tiles."""
     out_channels, in_per_group, kernel_size = base_weight.shape
+    out_per_group = out_channels // groups
     weight = torch.cat([base_weight.unsqueeze(-1), spline_weight], dim=-1)
-    weight = F.pad(weight, (0, feature_blocks * FEATURES - weight.shape[-1]))
-    return weight.view(groups, out_channels // groups, in_per_group, kernel_size, -1)
+    weight = weight.view(groups, out_per_group, in_per_group, kernel_size, -1)
+    padding = (
+        0, feature_blocks * FEATURES - weight.shape[-1],
+        0, 0,
+        0, _blocks(in_per_group, tiles.channels) * tiles.channels - in_per_group,
+        0, _blocks(out_per_group, tiles.cols) * tiles.cols - out_per_group,
+    )  # fmt: skip
+    return F.pad(weight, padding)
 
 
 def pack_forward_weights(
     base_weight: Tensor, spline_weight: Tensor, groups: int, feature_blocks: int, tiles: Tiles
 ) -> Tensor:
-    """The forward's layout ``[groups, N_pad, k, C_pad, F]`` (output channels and input
-    channels zero-padded to whole tiles): one output channel's row is contiguous over
-    (tap, channel, feature), the K-contiguous operand of ``W^T @ features``."""
-    weight = _weights(base_weight, spline_weight, groups, feature_blocks)
-    _, out_per_group, in_per_group, _, _ = weight.shape
-    weight = F.pad(
-        weight.permute(0, 1, 3, 2, 4),
-        (
-            0,
-            0,
-            0,
-            _blocks(in_per_group, tiles.channels) * tiles.channels - in_per_group,
-            0,
-            0,
-            0,
-            _blocks(out_per_group, tiles.cols) * tiles.cols - out_per_group,
-        ),
-    )
-    return weight.contiguous()
+    """The forward's layout ``[groups, N_pad, k, C_pad, F]``: one output channel's row is
+    contiguous over (tap, channel, feature), the K-contiguous operand of ``W^T @ features``."""
+    weight = _padded_weights(base_weight, spline_weight, groups, feature_blocks, tiles)
+    return weight.permute(0, 1, 3, 2, 4).contiguous()
 
 
 def pack_input_grad_weights(
@@ -244,20 +238,45 @@ def pack_input_grad_weights(
 ) -> Tensor:
     """The input gradient's layout ``[groups, k, C_pad, F, O_pad]``: a (channel, feature) row
     holds the output channels contiguously, the operand of ``W @ grad_out``."""
-    weight = _weights(base_weight, spline_weight, groups, feature_blocks)
-    _, out_per_group, in_per_group, _, _ = weight.shape
-    weight = F.pad(
-        weight.permute(0, 3, 2, 4, 1),
-        (
-            0,
-            _blocks(out_per_group, tiles.cols) * tiles.cols - out_per_group,
-            0,
-            0,
-            0,
-            _blocks(in_per_group, tiles.channels) * tiles.channels - in_per_group,
-        ),
+    weight = _padded_weights(base_weight, spline_weight, groups, feature_blocks, tiles)
+    return weight.permute(0, 3, 2, 4, 1).contiguous()
+
+
+@dataclass(frozen=True)
+class _Basis:
+    """The basis arguments every kernel takes: ``spline`` = (num_funcs, num_intervals,
+    feature_blocks), ``knots`` = (grid_lo, h, 1 / h)."""
+
+    grid_size: int
+    feature_blocks: int
+    spline: tuple[int, int, int]
+    knots: tuple[float, float, float]
+
+
+def _basis(spline_weight: Tensor, spline_order: int, grid_lo: float, grid_hi: float) -> _Basis:
+    grid_size = spline_weight.shape[-1] - spline_order
+    h = (grid_hi - grid_lo) / grid_size
+    feature_blocks = _feature_blocks(grid_size, spline_order)
+    return _Basis(
+        grid_size,
+        feature_blocks,
+        (grid_size + spline_order, grid_size + 2 * spline_order, feature_blocks),
+        (grid_lo, h, 1.0 / h),
     )
-    return weight.contiguous()
+
+
+def _constants(spline_order: int, ieee: bool, tiles: Tiles, cols: str) -> dict[str, Any]:
+    """The compile-time arguments of a launch; ``cols`` names the kernel's column block."""
+    return {
+        "SPLINE_ORDER": spline_order,
+        "IEEE_FP32": ieee,
+        "BLOCK_M": tiles.rows,
+        cols: tiles.cols,
+        "BLOCK_C": tiles.channels,
+        "FEATURES": FEATURES,
+        "num_warps": tiles.num_warps,
+        "num_stages": tiles.num_stages,
+    }
 
 
 Launcher = Callable[[Launch], None]
@@ -281,9 +300,7 @@ def plan_forward(
     ``launch``."""
     batch, in_channels, length = x.shape
     out_channels, in_per_group, kernel_size = base_weight.shape
-    grid_size = spline_weight.shape[-1] - spline_order
-    h = (grid_hi - grid_lo) / grid_size
-    feature_blocks = _feature_blocks(grid_size, spline_order)
+    basis = _basis(spline_weight, spline_order, grid_lo, grid_hi)
     length_out = out_length(length, kernel_size, stride, pad_left, pad_right, dilation)
     out = new_output((batch, out_channels, length_out), x)
     if out.numel() == 0:
@@ -291,49 +308,18 @@ def plan_forward(
     ieee = ieee_fp32(x.dtype)
     out_per_group = out_channels // groups
     tiles = _tiles("fwd", not ieee, out_per_group)
-    _check_weight_size(groups, kernel_size, in_per_group, out_per_group, feature_blocks, tiles)
-    packed = pack_forward_weights(base_weight, spline_weight, groups, feature_blocks, tiles)
-    programs = _blocks(out_per_group, tiles.cols) * _blocks(batch * length_out, tiles.rows) * groups
-    launch(
-        Launch(
-            "fwd",
-            _kan_conv1d_fwd_kernel,
-            _grid(programs),
-            (
-                out,
-                *out.stride(),
-                x,
-                *x.stride(),
-                packed,
-                batch,
-                length,
-                length_out,
-                in_per_group,
-                out_per_group,
-                groups,
-                stride,
-                pad_left,
-                dilation,
-                kernel_size,
-                grid_size + spline_order,
-                grid_size + 2 * spline_order,
-                feature_blocks,
-                grid_lo,
-                h,
-                1.0 / h,
-            ),  # fmt: skip
-            dict(
-                SPLINE_ORDER=spline_order,
-                IEEE_FP32=ieee,
-                BLOCK_M=tiles.rows,
-                BLOCK_N=tiles.cols,
-                BLOCK_C=tiles.channels,
-                FEATURES=FEATURES,
-                num_warps=tiles.num_warps,
-                num_stages=tiles.num_stages,
-            ),  # fmt: skip
-        )
+    _check_weight_size(
+        groups, kernel_size, in_per_group, out_per_group, basis.feature_blocks, tiles
     )
+    packed = pack_forward_weights(base_weight, spline_weight, groups, basis.feature_blocks, tiles)
+    programs = _blocks(out_per_group, tiles.cols) * _blocks(batch * length_out, tiles.rows) * groups
+    args = (
+        out, *out.stride(), x, *x.stride(), packed,
+        batch, length, length_out, in_per_group, out_per_group, groups,
+        stride, pad_left, dilation, kernel_size, *basis.spline, *basis.knots,
+    )  # fmt: skip
+    constants = _constants(spline_order, ieee, tiles, "BLOCK_N")
+    launch(Launch("fwd", _kan_conv1d_fwd_kernel, _grid(programs), args, constants))
     return out
 
 
@@ -368,11 +354,9 @@ def plan_backward(
     out_channels, in_per_group, kernel_size = base_weight.shape
     out_per_group = out_channels // groups
     length_out = grad_out.shape[2]
-    grid_size = spline_weight.shape[-1] - spline_order
-    h = (grid_hi - grid_lo) / grid_size
-    feature_blocks = _feature_blocks(grid_size, spline_order)
+    basis = _basis(spline_weight, spline_order, grid_lo, grid_hi)
+    feature_blocks = basis.feature_blocks
     ieee = ieee_fp32(x.dtype)
-    basis_args = (grid_size + spline_order, grid_size + 2 * spline_order, feature_blocks)
 
     grad_x = x.new_empty((0,))
     if input_grad and x.numel() == 0:
@@ -387,52 +371,15 @@ def plan_backward(
         tiles = _tiles("dx", not ieee, out_per_group)
         _check_weight_size(groups, kernel_size, in_per_group, out_per_group, feature_blocks, tiles)
         packed = pack_input_grad_weights(base_weight, spline_weight, groups, feature_blocks, tiles)
-        programs = (
-            _blocks(in_per_group, tiles.channels)
-            * feature_blocks
-            * _blocks(batch * length, tiles.rows)
-            * groups
-        )
-        launch(
-            Launch(
-                "dx",
-                _kan_conv1d_bwd_dx_kernel,
-                _grid(programs),
-                (
-                    grad_x,
-                    x,
-                    *x.stride(),
-                    grad_out,
-                    packed,
-                    batch,
-                    length,
-                    length_out,
-                    in_channels,
-                    in_per_group,
-                    out_per_group,
-                    out_channels,
-                    groups,
-                    stride,
-                    pad_left,
-                    dilation,
-                    kernel_size,
-                    *basis_args,
-                    grid_lo,
-                    h,
-                    1.0 / h,
-                ),  # fmt: skip
-                dict(
-                    SPLINE_ORDER=spline_order,
-                    IEEE_FP32=ieee,
-                    BLOCK_M=tiles.rows,
-                    BLOCK_C=tiles.channels,
-                    BLOCK_O=tiles.cols,
-                    FEATURES=FEATURES,
-                    num_warps=tiles.num_warps,
-                    num_stages=tiles.num_stages,
-                ),  # fmt: skip
-            )
-        )
+        programs = _blocks(in_per_group, tiles.channels) * feature_blocks
+        programs *= _blocks(batch * length, tiles.rows) * groups
+        args = (
+            grad_x, x, *x.stride(), grad_out, packed,
+            batch, length, length_out, in_channels, in_per_group, out_per_group, out_channels,
+            groups, stride, pad_left, dilation, kernel_size, *basis.spline, *basis.knots,
+        )  # fmt: skip
+        constants = _constants(spline_order, ieee, tiles, "BLOCK_O")
+        launch(Launch("dx", _kan_conv1d_bwd_dx_kernel, _grid(programs), args, constants))
         if feature_blocks > 1:
             grad_x = grad_x.sum(0).to(x.dtype)
 
@@ -447,57 +394,18 @@ def plan_backward(
         programs = n_blocks * c_blocks * feature_blocks * kernel_size * groups
         splits = _weight_grad_splits(programs, rows, tiles.rows, multiprocessors)
         rows_per_split = triton.cdiv(triton.cdiv(rows, splits), tiles.rows) * tiles.rows
-        partial = new_output(
-            (
-                splits,
-                groups,
-                kernel_size,
-                c_blocks * tiles.channels,
-                feature_blocks * FEATURES,
-                n_blocks * tiles.cols,
-            ),  # fmt: skip
-            x,
-            dtype=torch.float32,
-        )
-        launch(
-            Launch(
-                "dw",
-                _kan_conv1d_bwd_dw_kernel,
-                _grid(programs * splits),
-                (
-                    partial,
-                    x,
-                    *x.stride(),
-                    grad_out,
-                    batch,
-                    length,
-                    length_out,
-                    in_per_group,
-                    out_per_group,
-                    out_channels,
-                    groups,
-                    stride,
-                    pad_left,
-                    dilation,
-                    kernel_size,
-                    *basis_args,
-                    rows_per_split,
-                    grid_lo,
-                    h,
-                    1.0 / h,
-                ),  # fmt: skip
-                dict(
-                    SPLINE_ORDER=spline_order,
-                    IEEE_FP32=ieee,
-                    BLOCK_M=tiles.rows,
-                    BLOCK_N=tiles.cols,
-                    BLOCK_C=tiles.channels,
-                    FEATURES=FEATURES,
-                    num_warps=tiles.num_warps,
-                    num_stages=tiles.num_stages,
-                ),  # fmt: skip
-            )
-        )
+        partial_shape = (
+            splits, groups, kernel_size, c_blocks * tiles.channels, feature_blocks * FEATURES,
+            n_blocks * tiles.cols,
+        )  # fmt: skip
+        partial = new_output(partial_shape, x, dtype=torch.float32)
+        args = (
+            partial, x, *x.stride(), grad_out,
+            batch, length, length_out, in_per_group, out_per_group, out_channels, groups,
+            stride, pad_left, dilation, kernel_size, *basis.spline, rows_per_split, *basis.knots,
+        )  # fmt: skip
+        constants = _constants(spline_order, ieee, tiles, "BLOCK_N")
+        launch(Launch("dw", _kan_conv1d_bwd_dw_kernel, _grid(programs * splits), args, constants))
         # [groups, k, C, F, O] without the padding
         total = partial.sum(0)[:, :, :in_per_group, :, :out_per_group]
         # Copies (not views of `total`), so that the two gradients do not alias.
@@ -507,7 +415,7 @@ def plan_backward(
         )
         grad_spline = spline_weight.new_empty(spline_weight.shape)
         grad_spline.view(groups, out_per_group, in_per_group, kernel_size, -1).copy_(
-            total[:, :, :, 1 : 1 + grid_size + spline_order, :].permute(0, 4, 2, 1, 3)
+            total[:, :, :, 1 : 1 + basis.grid_size + spline_order, :].permute(0, 4, 2, 1, 3)
         )
     return grad_x, grad_base, grad_spline
 
