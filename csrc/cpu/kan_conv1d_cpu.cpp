@@ -98,7 +98,7 @@ at::Tensor pack_weights_cpu(const at::Tensor& base_weight, const at::Tensor& spl
   const int64_t S = p.grid_size + p.spline_order;
   const int64_t k = p.kernel_size;
   const int64_t rows = layout.num_rows;  // 1 + S, or 2 + S for the input gradient
-  const int64_t lanes = 64 / static_cast<int64_t>(c10::elementSize(dtype));
+  const int64_t lanes = kPackVectorBytes / static_cast<int64_t>(c10::elementSize(dtype));
   const int64_t os = layout.out_stride;
   const int64_t cog = p.out_per_group;
   const int64_t cg = p.in_per_group;

@@ -39,8 +39,12 @@ inline PackedLayout cpu_input_grad_layout(const KanConv1dParams& p) {
   return layout;
 }
 
+// The unit of the input gradient's column blocks: 64-byte vectors, whatever the vector width of
+// the instruction-set build that reads them.
+constexpr int64_t kPackVectorBytes = 64;
+
 // Vectors in the input gradient's column block from column o0 (of out_stride, `lanes` per
-// vector): 8 while they fit, then 4, 2, 1, as its kernels walk the columns.
+// 64-byte vector): 8 while they fit, then 4, 2, 1, as its kernels walk the columns.
 static inline int64_t input_grad_block_vectors(int64_t o0, int64_t out_stride, int64_t lanes) {
   for (int64_t v = 8; v > 1; v /= 2) {
     if (o0 + v * lanes <= out_stride) return v;

@@ -3,6 +3,8 @@
 #if defined(__x86_64__)
 #pragma GCC target("avx2,fma,bmi,bmi2,f16c,popcnt")
 #define MKCC_CPU_ISA avx2
+#define MKCC_CPU_VECTOR_BYTES 32
+#define MKCC_CPU_VECTOR_REGISTERS 16
 #define MKCC_CPU_PASS_WEIGHT_GRAD
 #include "kernels_impl.h"
 #endif

@@ -3,6 +3,8 @@
 #if defined(__x86_64__)
 #pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,bmi,bmi2,f16c,popcnt")
 #define MKCC_CPU_ISA avx512
+#define MKCC_CPU_VECTOR_BYTES 64
+#define MKCC_CPU_VECTOR_REGISTERS 32
 #define MKCC_CPU_PASS_FORWARD
 #include "kernels_impl.h"
 #endif

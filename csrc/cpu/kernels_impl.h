@@ -1,6 +1,8 @@
 // Loop nests of the fused CPU kernels. Included once per instruction set and pass by
-// kernels_<isa>_<pass>.cpp, each of which defines MKCC_CPU_ISA (the namespace), the target and
-// one of MKCC_CPU_PASS_FORWARD (with the transposes), MKCC_CPU_PASS_INPUT_GRAD and
+// kernels_<isa>_<pass>.cpp, each of which defines MKCC_CPU_ISA (the namespace), the target, its
+// vector registers (MKCC_CPU_VECTOR_BYTES wide, MKCC_CPU_VECTOR_REGISTERS of them; without them
+// the target's baseline) and one of
+// MKCC_CPU_PASS_FORWARD (with the transposes), MKCC_CPU_PASS_INPUT_GRAD and
 // MKCC_CPU_PASS_WEIGHT_GRAD before including this file: a pass's entry points are compiled in
 // its own translation unit, so that a build compiles the nine in parallel.
 // Only C headers are used here, and every helper has internal linkage, so no inline function
@@ -10,6 +12,17 @@
 // multiple of the vector width, which the compiler vectorizes.
 #ifndef MKCC_CPU_ISA
 #error "define MKCC_CPU_ISA before including kernels_impl.h"
+#endif
+#if !defined(MKCC_CPU_VECTOR_BYTES)  // the target's baseline (the generic build):
+#define MKCC_CPU_VECTOR_BYTES 16      // 16-byte registers: 16 xmm (x86-64) or 32 NEON (AArch64)
+#if defined(__aarch64__)
+#define MKCC_CPU_VECTOR_REGISTERS 32
+#else
+#define MKCC_CPU_VECTOR_REGISTERS 16
+#endif
+#endif
+#if !defined(MKCC_CPU_VECTOR_REGISTERS)
+#error "define MKCC_CPU_VECTOR_REGISTERS with MKCC_CPU_VECTOR_BYTES before including kernels_impl.h"
 #endif
 #if defined(MKCC_CPU_PASS_FORWARD) + defined(MKCC_CPU_PASS_INPUT_GRAD) + \
         defined(MKCC_CPU_PASS_WEIGHT_GRAD) != 1
@@ -319,10 +332,20 @@ void evaluate_windows(const T* x_rows, int64_t row_stride, int64_t nb, int64_t l
   }
 }
 
-// One 64-byte vector of T (GCC vector extension: kept in registers, lowered to whatever vector
-// width the instruction set of this build has).
-typedef float VecF __attribute__((vector_size(64), aligned(4)));
-typedef double VecD __attribute__((vector_size(64), aligned(8)));
+// One vector register of T (GCC vector extension). Its width is the build's own: a vector wider
+// than the registers is not a machine type, and GCC keeps such values on the stack. (The AVX2
+// build once ran on 64-byte vectors, memcpy loads and AVX-512's tiles: the MKCC layers 6-11x
+// slower than now, bench/NOTES.md "AVX2 builds".)
+constexpr int kVectorBytes = MKCC_CPU_VECTOR_BYTES;
+typedef float VecF __attribute__((vector_size(kVectorBytes), aligned(4), may_alias));
+typedef double VecD __attribute__((vector_size(kVectorBytes), aligned(8), may_alias));
+// Unaligned loads and stores of one vector. Not memcpy: GCC expands a fixed-size memcpy with the
+// moves of the command line's instruction set, not the target pragma's, so in these builds a
+// vector memcpy became 16-byte pieces through the stack (an FMA with its operand in memory).
+inline VecF load_vector(const float* p) { return *reinterpret_cast<const VecF*>(p); }
+inline VecD load_vector(const double* p) { return *reinterpret_cast<const VecD*>(p); }
+inline void store_vector(float* p, const VecF& v) { *reinterpret_cast<VecF*>(p) = v; }
+inline void store_vector(double* p, const VecD& v) { *reinterpret_cast<VecD*>(p) = v; }
 template <typename T>
 struct Vector;
 template <>
@@ -334,22 +357,72 @@ struct Vector<double> {
   using type = VecD;
 };
 
-constexpr int kVectorBytes = 64;
+// Register tiles, sized against the build's register file: a tile larger than it spills, and an
+// accumulator on the stack turns every FMA into a load, an FMA and a store. With 32 registers
+// (AVX-512; AArch64) the tiles measured on AVX-512; with 16 (AVX2, x86-64 baseline) at most 3/4
+// of them hold accumulators (or weights kept in registers), the rest the broadcast values and
+// loads.
+constexpr int kRegisterVectors = MKCC_CPU_VECTOR_REGISTERS;
+// The input gradient's packed column blocks count 64-byte vectors (kPackVectorBytes), each
+// kPackSplit of this build's vectors.
+constexpr int kPackSplit = kPackVectorBytes / kVectorBytes;
+constexpr bool kWideRegisters = kRegisterVectors >= 32;
+constexpr int kTileVectors = kRegisterVectors * 3 / 4;
+constexpr int at_least_one(int n) { return n > 0 ? n : 1; }
+
+// Forward (forward_positions): NP output positions of NV vectors of accumulators, for column
+// blocks of NV = 8, 4, 2, 1 vectors up to the widest that fits.
+constexpr int kForwardWidest = kWideRegisters || kTileVectors >= 8 ? 8 : 4;
+constexpr int forward_tile_positions(int nv) {
+  return kWideRegisters ? (nv >= 8 ? 2 : nv == 4 ? 4 : nv == 2 ? 6 : 8)
+                        : at_least_one(kTileVectors / nv);
+}
+// Input gradient (input_grad_positions): NP positions of two accumulators each, next to the
+// coefficient, weight and grad_out vectors.
+constexpr int input_grad_tile_positions(int nv) {
+  return kWideRegisters ? (nv >= 8 ? 2 : nv == 4 ? 3 : nv == 2 ? 4 : 8)
+                        : at_least_one((kRegisterVectors - 3) / 2);
+}
+// Knot-interval buckets (forward_bucket, weight_grad_*): K + 2 rows of NV vectors in registers.
+template <int K>
+constexpr int bucket_vectors() {
+  return kWideRegisters ? 4 : (2 * (K + 2) <= kTileVectors ? 2 : 1);
+}
 
 // Two-source lane shuffles of the transpose below: low halves and high halves of a and b
 // interleaved (a0 b0 a1 b1 ...).
-typedef int32_t MaskF __attribute__((vector_size(64)));
-typedef int64_t MaskD __attribute__((vector_size(64)));
-// (By pointer: vectors wider than the build's registers passed by value change the ABI.)
+typedef int32_t MaskF __attribute__((vector_size(kVectorBytes)));
+typedef int64_t MaskD __attribute__((vector_size(kVectorBytes)));
+#if MKCC_CPU_VECTOR_BYTES == 64
+#define MKCC_LOW_F {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23}
+#define MKCC_HIGH_F {8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31}
+#define MKCC_LOW_D {0, 8, 1, 9, 2, 10, 3, 11}
+#define MKCC_HIGH_D {4, 12, 5, 13, 6, 14, 7, 15}
+#elif MKCC_CPU_VECTOR_BYTES == 32
+#define MKCC_LOW_F {0, 8, 1, 9, 2, 10, 3, 11}
+#define MKCC_HIGH_F {4, 12, 5, 13, 6, 14, 7, 15}
+#define MKCC_LOW_D {0, 4, 1, 5}
+#define MKCC_HIGH_D {2, 6, 3, 7}
+#elif MKCC_CPU_VECTOR_BYTES == 16
+#define MKCC_LOW_F {0, 4, 1, 5}
+#define MKCC_HIGH_F {2, 6, 3, 7}
+#define MKCC_LOW_D {0, 2}
+#define MKCC_HIGH_D {1, 3}
+#else
+#error "MKCC_CPU_VECTOR_BYTES: expected 16, 32 or 64"
+#endif
 inline void interleave(const VecF* a, const VecF* b, VecF* low, VecF* high) {
-  *low = __builtin_shuffle(*a, *b, MaskF{0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23});
-  *high = __builtin_shuffle(*a, *b,
-                            MaskF{8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31});
+  *low = __builtin_shuffle(*a, *b, MaskF MKCC_LOW_F);
+  *high = __builtin_shuffle(*a, *b, MaskF MKCC_HIGH_F);
 }
 inline void interleave(const VecD* a, const VecD* b, VecD* low, VecD* high) {
-  *low = __builtin_shuffle(*a, *b, MaskD{0, 8, 1, 9, 2, 10, 3, 11});
-  *high = __builtin_shuffle(*a, *b, MaskD{4, 12, 5, 13, 6, 14, 7, 15});
+  *low = __builtin_shuffle(*a, *b, MaskD MKCC_LOW_D);
+  *high = __builtin_shuffle(*a, *b, MaskD MKCC_HIGH_D);
 }
+#undef MKCC_LOW_F
+#undef MKCC_HIGH_F
+#undef MKCC_LOW_D
+#undef MKCC_HIGH_D
 
 // In-register transpose of an L x L block (L vectors of L lanes, L a power of two): log2(L)
 // rounds, each of which interleaves row i with row i + L / 2 into rows 2i and 2i + 1. Lane l of
@@ -382,10 +455,10 @@ inline void transpose_rows(const T* __restrict__ src, int64_t src_stride, int64_
     for (int64_t r0 = 0; r0 < full_rows; r0 += L) {
       V block[L];
 #pragma GCC unroll 16
-      for (int i = 0; i < L; ++i) memcpy(&block[i], src + (r0 + i) * src_stride + c0, sizeof(V));
+      for (int i = 0; i < L; ++i) block[i] = load_vector(src + (r0 + i) * src_stride + c0);
       transpose_block<V, L>(block);
 #pragma GCC unroll 16
-      for (int i = 0; i < L; ++i) memcpy(dst + (c0 + i) * dst_stride + r0, &block[i], sizeof(V));
+      for (int i = 0; i < L; ++i) store_vector(dst + (c0 + i) * dst_stride + r0, block[i]);
     }
     for (int64_t r = full_rows; r < rows; ++r) {
       for (int64_t c = c0; c < c0 + L; ++c) dst[c * dst_stride + r] = src[r * src_stride + c];
@@ -506,8 +579,10 @@ inline void forward_bucket(const int64_t* __restrict__ pairs, int64_t count, con
   V base[NV];
   V spline[K + 1][NV];
   for (int v = 0; v < NV; ++v) {
-    memcpy(&base[v], w_base + o0 + v * kLanes, sizeof(V));
-    for (int r = 0; r <= K; ++r) memcpy(&spline[r][v], w_spline + r * os + o0 + v * kLanes, sizeof(V));
+    base[v] = load_vector(w_base + o0 + v * kLanes);
+    for (int r = 0; r <= K; ++r) {
+      spline[r][v] = load_vector(w_spline + r * os + o0 + v * kLanes);
+    }
   }
   for (int64_t i = 0; i < count; ++i) {
     const int64_t q = pairs[2 * i];
@@ -516,10 +591,10 @@ inline void forward_bucket(const int64_t* __restrict__ pairs, int64_t count, con
     T* out = acc + pairs[2 * i + 1] * acc_stride;
     for (int v = 0; v < NV; ++v) {
       V x;
-      memcpy(&x, out + v * kLanes, sizeof(V));
+      x = load_vector(out + v * kLanes);
       x += silu_value * base[v];
       for (int r = 0; r <= K; ++r) x += values[r] * spline[r][v];
-      memcpy(out + v * kLanes, &x, sizeof(V));
+      store_vector(out + v * kLanes, x);
     }
   }
 }
@@ -563,7 +638,7 @@ inline void forward_positions(const KanConv1dParams& p, const Scratch<T>& s,
   for (int i = 0; i < NP; ++i) {
 #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) {
-      memcpy(&acc[i][v], acc_rows + i * ld + o0 + v * kLanes, sizeof(V));
+      acc[i][v] = load_vector(acc_rows + i * ld + o0 + v * kLanes);
     }
   }
   const int64_t step = p.stride;
@@ -583,11 +658,11 @@ inline void forward_positions(const KanConv1dParams& p, const Scratch<T>& s,
 #pragma GCC unroll 16
       for (int v = 0; v < NV; ++v) {
         V w;
-        memcpy(&w, w_tap + v * kLanes, sizeof(V));
+        w = load_vector(w_tap + v * kLanes);
         acc[i][v] += silu_value * w;
 #pragma GCC unroll 8
         for (int r = 0; r <= K; ++r) {
-          memcpy(&w, w_row[r] + v * kLanes, sizeof(V));
+          w = load_vector(w_row[r] + v * kLanes);
           acc[i][v] += values[r] * w;
         }
       }
@@ -597,7 +672,7 @@ inline void forward_positions(const KanConv1dParams& p, const Scratch<T>& s,
   for (int i = 0; i < NP; ++i) {
 #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) {
-      memcpy(acc_rows + i * ld + o0 + v * kLanes, &acc[i][v], sizeof(V));
+      store_vector(acc_rows + i * ld + o0 + v * kLanes, acc[i][v]);
     }
   }
 }
@@ -666,30 +741,37 @@ void forward_impl(const ForwardArgs<T>& a, int64_t begin, int64_t end, void* scr
           const Scratch<T> sb = batch_view<T, K>(s, bl, window);
           T* acc = s.accumulator + bl * nt * os;
           // rows of one column block: the stride as a constant
-          if (os == 4 * kLanes) {
-            forward_outputs<T, K, 4, 4, 4 * kLanes>(p, sb, w_channel, rows, os, nt, 0, acc);
+          if (os == 4 * kLanes && kForwardWidest >= 4) {
+            forward_outputs<T, K, 4, forward_tile_positions(4), 4 * kLanes>(p, sb, w_channel,
+                                                                          rows, os, nt, 0, acc);
             continue;
           }
           if (os == 2 * kLanes) {
-            forward_outputs<T, K, 2, 6, 2 * kLanes>(p, sb, w_channel, rows, os, nt, 0, acc);
+            forward_outputs<T, K, 2, forward_tile_positions(2), 2 * kLanes>(p, sb, w_channel,
+                                                                          rows, os, nt, 0, acc);
             continue;
           }
           if (os == kLanes) {
-            forward_outputs<T, K, 1, 8, kLanes>(p, sb, w_channel, rows, os, nt, 0, acc);
+            forward_outputs<T, K, 1, forward_tile_positions(1), kLanes>(p, sb, w_channel, rows,
+                                                                      os, nt, 0, acc);
             continue;
           }
           int64_t o0 = 0;
-          for (; o0 + 8 * kLanes <= os; o0 += 8 * kLanes) {
-            forward_outputs<T, K, 8, 2>(p, sb, w_channel, rows, os, nt, o0, acc);
+          for (; kForwardWidest >= 8 && o0 + 8 * kLanes <= os; o0 += 8 * kLanes) {
+            forward_outputs<T, K, 8, forward_tile_positions(8)>(p, sb, w_channel, rows, os, nt,
+                                                                o0, acc);
           }
-          for (; o0 + 4 * kLanes <= os; o0 += 4 * kLanes) {
-            forward_outputs<T, K, 4, 4>(p, sb, w_channel, rows, os, nt, o0, acc);
+          for (; kForwardWidest >= 4 && o0 + 4 * kLanes <= os; o0 += 4 * kLanes) {
+            forward_outputs<T, K, 4, forward_tile_positions(4)>(p, sb, w_channel, rows, os, nt,
+                                                                o0, acc);
           }
           for (; o0 + 2 * kLanes <= os; o0 += 2 * kLanes) {
-            forward_outputs<T, K, 2, 6>(p, sb, w_channel, rows, os, nt, o0, acc);
+            forward_outputs<T, K, 2, forward_tile_positions(2)>(p, sb, w_channel, rows, os, nt,
+                                                                o0, acc);
           }
           for (; o0 < os; o0 += kLanes) {
-            forward_outputs<T, K, 1, 8>(p, sb, w_channel, rows, os, nt, o0, acc);
+            forward_outputs<T, K, 1, forward_tile_positions(1)>(p, sb, w_channel, rows, os, nt,
+                                                                o0, acc);
           }
         }
         continue;
@@ -711,11 +793,11 @@ void forward_impl(const ForwardArgs<T>& a, int64_t begin, int64_t end, void* scr
       }
       const int64_t acc_rows = nb * nt;
       int64_t o0 = 0;
-      for (; o0 + 4 * kLanes <= os; o0 += 4 * kLanes) {
+      for (; bucket_vectors<K>() >= 4 && o0 + 4 * kLanes <= os; o0 += 4 * kLanes) {
         forward_buckets_block<T, K, 4>(p, s, pairs, pair_start, buckets, w_channel, rows, os, o0,
                                        s.accumulator + o0 * acc_rows);
       }
-      for (; o0 + 2 * kLanes <= os; o0 += 2 * kLanes) {
+      for (; bucket_vectors<K>() >= 2 && o0 + 2 * kLanes <= os; o0 += 2 * kLanes) {
         forward_buckets_block<T, K, 2>(p, s, pairs, pair_start, buckets, w_channel, rows, os, o0,
                                        s.accumulator + o0 * acc_rows);
       }
@@ -728,9 +810,9 @@ void forward_impl(const ForwardArgs<T>& a, int64_t begin, int64_t end, void* scr
     if (use_buckets) {  // column blocks: columns [c0, c0 + width) at c0 * nb * nt, rows of width
       int64_t c0 = 0;
       while (c0 < p.out_per_group) {
-        const int64_t width = c0 + 4 * kLanes <= os   ? 4 * kLanes
-                              : c0 + 2 * kLanes <= os ? 2 * kLanes
-                                                      : kLanes;
+        const int64_t width = bucket_vectors<K>() >= 4 && c0 + 4 * kLanes <= os   ? 4 * kLanes
+                              : bucket_vectors<K>() >= 2 && c0 + 2 * kLanes <= os ? 2 * kLanes
+                                                                                  : kLanes;
         const int64_t c1 = c0 + width < p.out_per_group ? c0 + width : p.out_per_group;
         for (int64_t bl = 0; bl < nb; ++bl) {
           T* out = a.out + ((b0 + bl) * p.out_channels + g * p.out_per_group) * p.out_length + t0;
@@ -786,15 +868,15 @@ inline void input_grad_positions(const KanConv1dParams& p, const Scratch<T>& s,
 #pragma GCC unroll 16
       for (int v = 0; v < NV; ++v) {
         V w;
-        memcpy(&w, w_tap + v * kLanes, sizeof(V));
+        w = load_vector(w_tap + v * kLanes);
         V coef = silu_grad * w;
 #pragma GCC unroll 8
         for (int r = 0; r < K; ++r) {
-          memcpy(&w, w_row[r] + v * kLanes, sizeof(V));
+          w = load_vector(w_row[r] + v * kLanes);
           coef += derivative[r] * w;
         }
         V g;
-        memcpy(&g, gy + v * kLanes, sizeof(V));
+        g = load_vector(gy + v * kLanes);
         acc[i][v & 1] += coef * g;
       }
     }
@@ -833,24 +915,24 @@ inline void input_grad_checked(const KanConv1dParams& p, const Scratch<T>& s,
                                const T* __restrict__ w_channel, int64_t rows, int64_t os,
                                const T* __restrict__ gy_group, int64_t pos, int64_t q,
                                T* __restrict__ dx) {
-  constexpr int64_t kLanes = kVectorBytes / sizeof(T);
+  constexpr int64_t kPackLanes = kPackVectorBytes / sizeof(T);  // columns per packed vector
   const int64_t block = p.kernel_size * rows;  // times the block's columns
   int64_t o0 = 0;
-  for (; o0 + 8 * kLanes <= os; o0 += 8 * kLanes) {
-    input_grad_positions<T, K, 8, 1, true>(p, s, w_channel + o0 * block, rows, os, gy_group, pos,
-                                           q, o0, dx);
+  for (; o0 + 8 * kPackLanes <= os; o0 += 8 * kPackLanes) {
+    input_grad_positions<T, K, 8 * kPackSplit, 1, true>(p, s, w_channel + o0 * block, rows, os,
+                                                        gy_group, pos, q, o0, dx);
   }
-  for (; o0 + 4 * kLanes <= os; o0 += 4 * kLanes) {
-    input_grad_positions<T, K, 4, 1, true>(p, s, w_channel + o0 * block, rows, os, gy_group, pos,
-                                           q, o0, dx);
+  for (; o0 + 4 * kPackLanes <= os; o0 += 4 * kPackLanes) {
+    input_grad_positions<T, K, 4 * kPackSplit, 1, true>(p, s, w_channel + o0 * block, rows, os,
+                                                        gy_group, pos, q, o0, dx);
   }
-  for (; o0 + 2 * kLanes <= os; o0 += 2 * kLanes) {
-    input_grad_positions<T, K, 2, 1, true>(p, s, w_channel + o0 * block, rows, os, gy_group, pos,
-                                           q, o0, dx);
+  for (; o0 + 2 * kPackLanes <= os; o0 += 2 * kPackLanes) {
+    input_grad_positions<T, K, 2 * kPackSplit, 1, true>(p, s, w_channel + o0 * block, rows, os,
+                                                        gy_group, pos, q, o0, dx);
   }
-  for (; o0 < os; o0 += kLanes) {
-    input_grad_positions<T, K, 1, 1, true>(p, s, w_channel + o0 * block, rows, os, gy_group, pos,
-                                           q, o0, dx);
+  for (; o0 < os; o0 += kPackLanes) {
+    input_grad_positions<T, K, kPackSplit, 1, true>(p, s, w_channel + o0 * block, rows, os,
+                                                    gy_group, pos, q, o0, dx);
   }
 }
 
@@ -862,7 +944,7 @@ inline void input_grad_chunk(const InputGradArgs<T>& a, const Scratch<T>& s, int
   const KanConv1dParams& p = a.p;
   const int64_t os = a.layout.out_stride;
   const int64_t rows = a.layout.num_rows;
-  constexpr int kLanes = kVectorBytes / sizeof(T);
+  constexpr int64_t kPackLanes = kPackVectorBytes / sizeof(T);  // columns per packed vector
   const int64_t g = cin / p.in_per_group;
   T* dx_row = a.grad_x + (b * p.in_channels + cin) * p.length;
   const T* w_channel = a.packed_weight + cin * p.kernel_size * rows * os;
@@ -877,18 +959,24 @@ inline void input_grad_chunk(const InputGradArgs<T>& a, const Scratch<T>& s, int
   int64_t hi = full_end < c0 + n ? full_end : c0 + n;
   if (hi < lo) hi = lo;
   if (hi > lo) {
+    // column blocks of 8, 4, 2, 1 packed vectors (input_grad_block_vectors), kPackSplit of
+    // this build's vectors each
     int64_t o0 = 0;
-    for (; o0 + 8 * kLanes <= os; o0 += 8 * kLanes) {
-      input_grad_run<T, K, 8, 2>(p, s, w_channel, rows, os, gy_group, c0, lo, hi, o0, dx_row);
+    for (; o0 + 8 * kPackLanes <= os; o0 += 8 * kPackLanes) {
+      input_grad_run<T, K, 8 * kPackSplit, input_grad_tile_positions(8)>(
+          p, s, w_channel, rows, os, gy_group, c0, lo, hi, o0, dx_row);
     }
-    for (; o0 + 4 * kLanes <= os; o0 += 4 * kLanes) {
-      input_grad_run<T, K, 4, 3>(p, s, w_channel, rows, os, gy_group, c0, lo, hi, o0, dx_row);
+    for (; o0 + 4 * kPackLanes <= os; o0 += 4 * kPackLanes) {
+      input_grad_run<T, K, 4 * kPackSplit, input_grad_tile_positions(4)>(
+          p, s, w_channel, rows, os, gy_group, c0, lo, hi, o0, dx_row);
     }
-    for (; o0 + 2 * kLanes <= os; o0 += 2 * kLanes) {
-      input_grad_run<T, K, 2, 4>(p, s, w_channel, rows, os, gy_group, c0, lo, hi, o0, dx_row);
+    for (; o0 + 2 * kPackLanes <= os; o0 += 2 * kPackLanes) {
+      input_grad_run<T, K, 2 * kPackSplit, input_grad_tile_positions(2)>(
+          p, s, w_channel, rows, os, gy_group, c0, lo, hi, o0, dx_row);
     }
-    for (; o0 < os; o0 += kLanes) {
-      input_grad_run<T, K, 1, 8>(p, s, w_channel, rows, os, gy_group, c0, lo, hi, o0, dx_row);
+    for (; o0 < os; o0 += kPackLanes) {
+      input_grad_run<T, K, kPackSplit, input_grad_tile_positions(1)>(
+          p, s, w_channel, rows, os, gy_group, c0, lo, hi, o0, dx_row);
     }
   }
   // The other positions (near the ends, or any stride): each tap checked.
@@ -966,7 +1054,7 @@ inline void weight_grad_bucket(const int64_t* __restrict__ pairs, int64_t count,
     for (int r = 0; r <= K; ++r) values[r] = s.basis_values[pos * (K + 1) + r];
     for (int v = 0; v < NV; ++v) {
       V go;
-      memcpy(&go, gy_row + v * kLanes, sizeof(V));
+      go = load_vector(gy_row + v * kLanes);
       acc_base[v] += silu_value * go;
       for (int r = 0; r <= K; ++r) acc_spline[r][v] += values[r] * go;
     }
@@ -974,14 +1062,14 @@ inline void weight_grad_bucket(const int64_t* __restrict__ pairs, int64_t count,
   for (int v = 0; v < NV; ++v) {
     V sum;
     T* base = grad_base + o0 + v * kLanes;
-    memcpy(&sum, base, sizeof(V));
+    sum = load_vector(base);
     sum += acc_base[v];
-    memcpy(base, &sum, sizeof(V));
+    store_vector(base, sum);
     for (int r = 0; r <= K; ++r) {
       T* spline = grad_spline + r * os + o0 + v * kLanes;
-      memcpy(&sum, spline, sizeof(V));
+      sum = load_vector(spline);
       sum += acc_spline[r][v];
-      memcpy(spline, &sum, sizeof(V));
+      store_vector(spline, sum);
     }
   }
 }
@@ -1014,7 +1102,7 @@ inline void weight_grad_sorted(const int64_t* __restrict__ order,
     for (int r = 0; r <= K; ++r) values[r] = s.basis_values[pos * (K + 1) + r];
     for (int v = 0; v < NV; ++v) {
       V go;
-      memcpy(&go, gy_row + v * kLanes, sizeof(V));
+      go = load_vector(gy_row + v * kLanes);
       acc_base[v] += silu_value * go;
       for (int r = 0; r <= K; ++r) acc_spline[r][v] += values[r] * go;
     }
@@ -1022,14 +1110,14 @@ inline void weight_grad_sorted(const int64_t* __restrict__ order,
   for (int v = 0; v < NV; ++v) {
     V sum;
     T* base = grad_base + o0 + v * kLanes;
-    memcpy(&sum, base, sizeof(V));
+    sum = load_vector(base);
     sum += acc_base[v];
-    memcpy(base, &sum, sizeof(V));
+    store_vector(base, sum);
     for (int r = 0; r <= K; ++r) {
       T* spline = grad_spline + r * os + o0 + v * kLanes;
-      memcpy(&sum, spline, sizeof(V));
+      sum = load_vector(spline);
       sum += acc_spline[r][v];
-      memcpy(spline, &sum, sizeof(V));
+      store_vector(spline, sum);
     }
   }
 }
@@ -1055,6 +1143,7 @@ void weight_grad_impl(const WeightGradArgs<T>& a, int64_t begin, int64_t end,
   int64_t* local = pairs + 2 * layout.positions;       // [positions] per sorted entry
   int64_t* first_row = local + layout.positions;       // [positions] per sorted entry
   constexpr int64_t kLanes = kVectorBytes / sizeof(T);  // os: a multiple of 64 bytes
+  constexpr int kBlock = bucket_vectors<K>();            // column block (then single vectors)
 
   for (int64_t item = begin; item < end; ++item) {
     const int64_t cin = item % p.in_channels;
@@ -1091,9 +1180,9 @@ void weight_grad_impl(const WeightGradArgs<T>& a, int64_t begin, int64_t end,
               if (hi == lo) continue;
               T* grad_spline = grad_base + (1 + m) * os;
               int64_t o0 = 0;
-              for (; o0 + 4 * kLanes <= os; o0 += 4 * kLanes) {
-                weight_grad_sorted<T, K, 4>(order, local, first_row, lo, hi, shift, s, gy_block,
-                                            os, o0, grad_base, grad_spline);
+              for (; o0 + kBlock * kLanes <= os; o0 += kBlock * kLanes) {
+                weight_grad_sorted<T, K, kBlock>(order, local, first_row, lo, hi, shift, s,
+                                                 gy_block, os, o0, grad_base, grad_spline);
               }
               for (; o0 < os; o0 += kLanes) {
                 weight_grad_sorted<T, K, 1>(order, local, first_row, lo, hi, shift, s, gy_block,
@@ -1108,9 +1197,9 @@ void weight_grad_impl(const WeightGradArgs<T>& a, int64_t begin, int64_t end,
             if (count == 0) continue;
             T* grad_spline = grad_base + (1 + m) * os;
             int64_t o0 = 0;
-            for (; o0 + 4 * kLanes <= os; o0 += 4 * kLanes) {
-              weight_grad_bucket<T, K, 4>(pairs, count, s, gy_block, os, o0, grad_base,
-                                          grad_spline);
+            for (; o0 + kBlock * kLanes <= os; o0 += kBlock * kLanes) {
+              weight_grad_bucket<T, K, kBlock>(pairs, count, s, gy_block, os, o0, grad_base,
+                                               grad_spline);
             }
             for (; o0 < os; o0 += kLanes) {
               weight_grad_bucket<T, K, 1>(pairs, count, s, gy_block, os, o0, grad_base,
