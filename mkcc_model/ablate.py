@@ -1,16 +1,21 @@
 """The paper's studies over the folds: ``mkcc-ablate --data ROOT --out DIR``.
 
-Table 4 (architecture): CNN layers, KAN at one, two and three scales, KAN without the
-cross-modal attention. Table 5 (modality weights): the full model with audio x a and video
-x (1 - a) for several ``a``. Every (variant, fold) trains into ``DIR/<variant>/fold<K>/`` (a
-finished run is reused, an interrupted one resumed); ``DIR/ablation.md`` gets the table of mean
-± standard deviation over folds of accuracy and macro-F1 with the paper's numbers beside them,
-``DIR/ablation.json`` the per-fold values.
+Table 4 (architecture, nine rows): the CNN network; KAN without the cross-modal attention; KAN
+at one scale (3, 5 or 7), two scales (3+5, 3+7, 5+7) and all three, each with the attention.
+Table 5 (modality weights, eq. 14): the full model with audio x a and video x (1 - a) for
+a = 0, 0.25, 0.5, 0.75, 1 (one model trained per weight; 0 and 1 are the single-modality cases).
+Every (variant, fold) trains into ``DIR/<variant>/fold<K>/`` (a finished run is reused, an
+interrupted one resumed; a configuration listed twice is trained once). ``DIR/ablation.md`` and
+``DIR/ablation.csv`` get the mean ± standard deviation over folds of accuracy and macro-F1 with
+the paper's number in the next column, ``DIR/ablation.png`` plots both, ``DIR/ablation.json``
+holds the per-fold values.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import math
 import statistics
@@ -23,13 +28,39 @@ import torch
 from .checkpoint import atomic_write_text
 from .data import Split
 from .experiment import default_cache_dir, make_split, prepare_features, resolve_device
-from .model import ModelConfig
-from .train import LAST_CHECKPOINT, TrainConfig, train
+from .model import POOL_PLACEMENTS, ModelConfig
+from .options import (
+    add_feature_arguments,
+    add_recipe_argument,
+    feature_config_from_args,
+    parse_with_recipe,
+)
+from .plots import plot_ablation
+from .train import LAST_CHECKPOINT, LR_SCHEDULES, TrainConfig, TrainingDiverged, train
 
-DEFAULT_WEIGHTS = (0.3, 0.4, 0.5, 0.6, 0.7)
-# The paper's headline result for the full model (accuracy, F1, in %); the other rows of its
-# Tables 4 and 5 are not available here.
-PAPER_FULL_MODEL = (75.62, 77.23)
+# Table 5's audio weights a (video 1 - a).
+PAPER_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+# The paper's results, (accuracy %, F1 %): Table 4 by kernel sizes (None: the CNN; "kan": KAN
+# without attention), Table 5 by audio weight. The headline is the full model, 75.62 / 77.23
+# (its conclusion says 75.76 % accuracy).
+PAPER_TABLE4 = {
+    "cnn": (56.53, 58.34),
+    "kan": (72.21, 74.24),
+    (3,): (72.35, 74.40),
+    (5,): (72.40, 74.50),
+    (7,): (72.45, 74.60),
+    (3, 5): (74.10, 75.80),
+    (3, 7): (74.20, 75.90),
+    (5, 7): (74.25, 76.00),
+    (3, 5, 7): (75.62, 77.23),
+}
+PAPER_TABLE5 = {
+    0.0: (73.50, 75.52),
+    0.25: (74.10, 76.01),
+    0.5: (75.62, 77.23),
+    0.75: (74.80, 76.80),
+    1.0: (72.80, 74.85),
+}
 
 
 @dataclass(frozen=True)
@@ -42,52 +73,59 @@ class Variant:
 
 
 def table4_variants(base: ModelConfig) -> list[Variant]:
-    """Layer type, number of scales and attention, everything else as ``base``."""
-    return [
+    """The nine rows of Table 4: layer type, kernel sizes and attention, everything else as
+    ``base`` (the CNN row keeps the scales and attention of the full model)."""
+    full = replace(base, layer_type="kan", scales=(3, 5, 7), attention=True)
+    variants = [
         Variant(
             "cnn",
             "Table 4",
             "CNN layers, scales 3/5/7, attention",
-            replace(base, layer_type="cnn", scales=(3, 5, 7), attention=True),
+            replace(full, layer_type="cnn"),
+            PAPER_TABLE4["cnn"],
         ),
         Variant(
-            "kan-single",
-            "Table 4",
-            "KAN, scale 3, attention",
-            replace(base, layer_type="kan", scales=(3,), attention=True),
-        ),
-        Variant(
-            "kan-dual",
-            "Table 4",
-            "KAN, scales 3/5, attention",
-            replace(base, layer_type="kan", scales=(3, 5), attention=True),
-        ),
-        Variant(
-            "kan-no-attention",
+            "kan",
             "Table 4",
             "KAN, scales 3/5/7, no attention",
-            replace(base, layer_type="kan", scales=(3, 5, 7), attention=False),
+            replace(full, attention=False),
+            PAPER_TABLE4["kan"],
         ),
+    ]
+    for scales in ((3,), (5,), (7,), (3, 5), (3, 7), (5, 7)):
+        label = "/".join(map(str, scales))
+        variants.append(
+            Variant(
+                "kan-" + "".join(map(str, scales)),
+                "Table 4",
+                f"KAN, scale{'s' if len(scales) > 1 else ''} {label}, attention",
+                replace(full, scales=scales),
+                PAPER_TABLE4[scales],
+            )
+        )
+    variants.append(
         Variant(
             "mkcc",
             "Table 4",
             "KAN, scales 3/5/7, attention (full model)",
-            replace(base, layer_type="kan", scales=(3, 5, 7), attention=True),
-            PAPER_FULL_MODEL,
-        ),
-    ]
+            full,
+            PAPER_TABLE4[(3, 5, 7)],
+        )
+    )
+    return variants
 
 
-def table5_variants(base: ModelConfig, weights: Sequence[float]) -> list[Variant]:
-    """The full model with modality weight ``a`` for each of ``weights``."""
+def table5_variants(base: ModelConfig, weights: Sequence[float] = PAPER_WEIGHTS) -> list[Variant]:
+    """The full model with audio weight ``a`` for each of ``weights`` (the paper's number where
+    the weight is one of Table 5's)."""
+    full = replace(base, layer_type="kan", scales=(3, 5, 7), attention=True)
     return [
         Variant(
             f"mkcc-a{a:g}",
             "Table 5",
             f"full model, audio x {a:g}, video x {1 - a:g}",
-            replace(
-                base, layer_type="kan", scales=(3, 5, 7), attention=True, modality_weight=float(a)
-            ),
+            replace(full, modality_weight=float(a)),
+            PAPER_TABLE5.get(float(a)),
         )
         for a in weights
     ]
@@ -101,29 +139,55 @@ def mean_std(values: Sequence[float]) -> str:
     return f"{mean:.2f} ± {100 * statistics.stdev(values):.2f}"
 
 
+def _stats(values: Sequence[float]) -> tuple[float, float | None]:
+    """Mean and sample standard deviation in percent (None for one fold)."""
+    mean = 100 * statistics.fmean(values)
+    return mean, (100 * statistics.stdev(values) if len(values) > 1 else None)
+
+
 def format_table(rows: list[dict], folds: Sequence[int], epochs: int) -> str:
     lines = [
         f"Accuracy and macro-F1 on the test actors, % (mean ± sample std over folds "
-        f"{', '.join(map(str, folds))}; {epochs} epochs each).",
+        f"{', '.join(map(str, folds))}; {epochs} epochs each), the paper's beside them.",
         "",
-        "| study | variant | setting | accuracy | macro-F1 | paper accuracy | paper F1 |",
+        "| study | variant | setting | accuracy | paper accuracy | macro-F1 | paper F1 |",
         "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         paper = row["paper"]
-        paper_acc, paper_f1 = (f"{paper[0]:.2f}", f"{paper[1]:.2f}") if paper else ("n/a", "n/a")
+        paper_acc, paper_f1 = (f"{paper[0]:.2f}", f"{paper[1]:.2f}") if paper else ("-", "-")
         lines.append(
             f"| {row['study']} | {row['variant']} | {row['description']} "
-            f"| {mean_std(row['accuracy'])} | {mean_std(row['macro_f1'])} "
-            f"| {paper_acc} | {paper_f1} |"
+            f"| {mean_std(row['accuracy'])} | {paper_acc} | {mean_std(row['macro_f1'])} "
+            f"| {paper_f1} |"
         )
     lines += [
         "",
-        "Paper column: the paper's headline result for the full model (accuracy 75.62, F1 77.23, "
-        "actor-disjoint 16/4/4 split averaged over 5 runs). Its per-variant numbers of Tables 4 "
-        "and 5 are not available here (n/a); nothing is filled in for them.",
+        "Paper columns: Tables 4 and 5 of the paper (RAVDESS, actor-disjoint 16/4/4 split, "
+        "results averaged over 5 runs; F1 averaging not stated). Its headline is the full model, "
+        "75.62 / 77.23 (the conclusion says 75.76 % accuracy).",
     ]
     return "\n".join(lines) + "\n"
+
+
+def format_csv(rows: list[dict]) -> str:
+    """One line per variant: means and standard deviations in %, the paper's numbers."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(
+        [
+            "study", "variant", "setting", "folds", "accuracy_mean", "accuracy_std",
+            "paper_accuracy", "macro_f1_mean", "macro_f1_std", "paper_f1",
+        ]
+    )  # fmt: skip
+    for row in rows:
+        cells = [row["study"], row["variant"], row["description"], len(row["folds"])]
+        for metric, paper_value in (("accuracy", 0), ("macro_f1", 1)):
+            mean, std = _stats(row[metric])
+            paper = row["paper"][paper_value] if row["paper"] else ""
+            cells += [f"{mean:.2f}", "" if std is None else f"{std:.2f}", paper]
+        writer.writerow(cells)
+    return buffer.getvalue()
 
 
 def run_ablation(
@@ -193,7 +257,9 @@ def _finished_metrics(run_dir: Path, config: ModelConfig, train_config: TrainCon
 
 def _write_outputs(out: Path, rows: list[dict], folds: Sequence[int], epochs: int) -> None:
     atomic_write_text(format_table(rows, folds, epochs), out / "ablation.md")
+    atomic_write_text(format_csv(rows), out / "ablation.csv")
     atomic_write_text(json.dumps(rows, indent=2) + "\n", out / "ablation.json")
+    plot_ablation(rows, out / "ablation.png")
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -212,8 +278,8 @@ def _ints(text: str) -> tuple[int, ...]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mkcc-ablate", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True, help="'demo' or a RAVDESS-layout folder")
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--data", help="'demo' or a RAVDESS-layout folder (required to run)")
+    parser.add_argument("--out", type=Path, help="output folder (required to run)")
     parser.add_argument(
         "--folds",
         type=_ints,
@@ -232,8 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--weights",
         type=_floats,
-        default=DEFAULT_WEIGHTS,
-        help="modality weights a of Table 5 (default 0.3,0.4,0.5,0.6,0.7)",
+        default=PAPER_WEIGHTS,
+        help="audio weights a of Table 5 (default 0,0.25,0.5,0.75,1: the paper's)",
     )
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--cache-dir", type=Path, default=None)
@@ -247,17 +313,56 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--list", action="store_true", help="list the variants and exit")
     parser.add_argument("--no-progress", action="store_true")
+    add_recipe_argument(parser)
+    add_feature_arguments(parser)
+    model, training = ModelConfig(), TrainConfig()
+    group = parser.add_argument_group(
+        "the settings every variant shares (defaults: the --recipe's; see mkcc-train --help)"
+    )
+    group.add_argument(
+        "--attention-residual",
+        action=argparse.BooleanOptionalAction,
+        default=model.attention_residual,
+    )
+    group.add_argument("--pool-placement", choices=POOL_PLACEMENTS, default=model.pool_placement)
+    group.add_argument("--video-pool", type=int, default=model.video_pool)
+    group.add_argument("--lr", type=float, default=training.lr)
+    group.add_argument("--dampening", type=float, default=training.dampening)
+    group.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=training.lr_schedule)
     return parser
 
 
+def shared_train_config(args: argparse.Namespace) -> TrainConfig:
+    """The training settings every variant shares, from parsed ``mkcc-ablate`` arguments."""
+    return TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        lr=args.lr,
+        dampening=args.dampening,
+        lr_schedule=args.lr_schedule,
+    )
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
-    args = build_parser().parse_args(argv)
-    base = ModelConfig(backend=args.backend)
+    args = parse_with_recipe(build_parser(), argv)
+    base = ModelConfig(
+        backend=args.backend,
+        attention_residual=args.attention_residual,
+        pool_placement=args.pool_placement,
+        video_pool=args.video_pool,
+    )
     variants = table4_variants(base) + table5_variants(base, args.weights)
     if args.list:
         for variant in variants:
-            print(f"{variant.name:18s} {variant.study}: {variant.description}")
+            paper = (
+                f"paper {variant.paper[0]:.2f} / {variant.paper[1]:.2f}" if variant.paper else ""
+            )
+            print(f"{variant.name:12s} {variant.study}: {variant.description:45s} {paper}")
         return []
+    for name in ("data", "out"):
+        if getattr(args, name) is None:
+            raise SystemExit(f"mkcc-ablate: --{name} is required (only --list runs without it)")
     if args.variants is not None:
         wanted = [v for v in args.variants.split(",") if v]
         known = {v.name: v for v in variants}
@@ -266,10 +371,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
             raise SystemExit(f"--variants: unknown {unknown}; expected among {', '.join(known)}")
         variants = [known[name] for name in wanted]
     folds = args.folds if args.folds is not None else tuple(range(args.n_folds))
-    train_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
+    train_config = shared_train_config(args)
     features = prepare_features(
         args.data,
         args.cache_dir or default_cache_dir(),
+        feature_config_from_args(args),
         demo_actors=args.demo_actors,
         progress=not args.no_progress,
         on_error=args.on_error,
@@ -289,7 +395,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 def cli() -> None:
-    main()
+    try:
+        main()
+    except TrainingDiverged as error:  # the variants finished before it stay in the tables
+        raise SystemExit(f"mkcc-ablate: {error}") from None
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ from .checkpoint import load_checkpoint
 from .data import FeatureConfig
 from .experiment import default_cache_dir, evaluate_model, prepare_features, resolve_device
 from .model import MKCC, ModelConfig
-from .train import add_data_arguments, print_summary, split_from_args, write_reports
+from .options import add_data_arguments, split_from_args
+from .train import print_summary, write_reports
 
 
 def load_model(checkpoint: dict, device: torch.device) -> MKCC:

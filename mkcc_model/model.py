@@ -17,6 +17,8 @@ from torch import Tensor, nn
 from mkcc_kernels import KANConv1d, MultiScaleKANConv1d
 from mkcc_kernels.backends import BACKENDS
 
+from .recipes import V01_MODEL
+
 LAYER_TYPES = ("kan", "cnn")
 ALLOWED_SCALES = (3, 5, 7)
 # Kernel order of each branch (Table 2 of the paper): the order fixes where each scale's channels
@@ -25,10 +27,17 @@ VIDEO_KERNELS = (3, 5, 7)
 AUDIO_KERNELS = (5, 3, 7)
 
 
+POOL_PLACEMENTS = ("after_attention", "before_attention")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
-    """Every switch of the model. ``scales`` is a subset of (3, 5, 7); ``modality_weight`` ``a``
-    multiplies the standardized audio by ``a`` and the video by ``1 - a``."""
+    """Every switch of the model; the defaults follow the paper (README, "Model").
+    ``scales`` is a subset of (3, 5, 7); ``modality_weight`` ``a`` multiplies the standardized
+    audio by ``a`` and the video by ``1 - a`` (eq. 14). ``attention_residual`` adds the input to
+    the cross-modal attention's output (eq. 11 has none). ``pool_placement``: max-pool both
+    branches (``audio_pool``, ``video_pool``) after the first cross-modal block, as the paper's
+    pipeline does, or before it (mkcc 0.1)."""
 
     audio_channels: int = 10
     video_channels: int = 35
@@ -38,10 +47,12 @@ class ModelConfig:
     channels_part1: int = 64
     channels_part2: int = 128
     attention: bool = True
+    attention_residual: bool = False
     heads: int = 1
     modality_weight: float = 0.5
+    pool_placement: str = "after_attention"
     audio_pool: int = 2
-    video_pool: int = 1
+    video_pool: int = 2
     backend: str = "auto"
     grid_size: int = 5
     spline_order: int = 3
@@ -72,8 +83,15 @@ class ModelConfig:
                 f"got {self.scales!r}"
             )
         object.__setattr__(self, "scales", tuple(sorted(scales)))
-        if not isinstance(self.attention, bool):
-            raise TypeError(f"attention: expected a bool, got {type(self.attention).__name__}")
+        for name in ("attention", "attention_residual"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(
+                    f"{name}: expected a bool, got {type(getattr(self, name)).__name__}"
+                )
+        if self.pool_placement not in POOL_PLACEMENTS:
+            raise ValueError(
+                f"pool_placement: expected one of {POOL_PLACEMENTS}, got {self.pool_placement!r}"
+            )
         if not 0.0 <= float(self.modality_weight) <= 1.0:
             raise ValueError(
                 f"modality_weight: expected a value in [0, 1], got {self.modality_weight}"
@@ -109,11 +127,13 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> ModelConfig:
+        """The configuration of ``to_dict``; settings it lacks take mkcc 0.1's values, so that
+        a 0.1 checkpoint rebuilds the model it was trained as."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"data: unknown model settings {unknown}")
-        values = dict(data)
+        values = {**{k: v for k, v in V01_MODEL.items() if k not in data}, **data}
         for name in ("scales", "grid_range"):
             if name in values:
                 values[name] = tuple(values[name])
@@ -173,19 +193,23 @@ class _MultiScaleConv1d(nn.Module):
 
 
 class CrossModalAttention(nn.Module):
-    """``x + softmax(Q K^T / sqrt(d)) V`` with ``Q = W_Q x``, ``K = W_K y``, ``V = W_V y``: the
-    time steps of ``x [B, C, T_x]`` attend to those of ``y [B, C_y, T_y]``; output ``[B, C, T_x]``.
+    """``softmax(Q K^T / sqrt(d)) V`` (eq. 11) with ``Q = W_Q x``, ``K = W_K y``, ``V = W_V y``:
+    the time steps of ``x [B, C, T_x]`` attend to those of ``y [B, C_y, T_y]``; output
+    ``[B, C, T_x]``. With ``residual`` the output is ``x + ...`` (mkcc 0.1; not in the paper).
 
     With ``heads > 1`` the ``C`` query/key/value channels are split into ``heads`` groups of
     ``d = C / heads``, each attends on its own and the results are concatenated (no output
     projection, as in the single-head equation).
     """
 
-    def __init__(self, channels: int, context_channels: int, heads: int = 1) -> None:
+    def __init__(
+        self, channels: int, context_channels: int, heads: int = 1, residual: bool = False
+    ) -> None:
         super().__init__()
         if channels % heads:
             raise ValueError(f"heads: {heads} must divide channels ({channels})")
         self.heads = heads
+        self.residual = residual
         self.query = nn.Linear(channels, channels, bias=False)
         self.key = nn.Linear(context_channels, channels, bias=False)
         self.value = nn.Linear(context_channels, channels, bias=False)
@@ -202,18 +226,18 @@ class CrossModalAttention(nn.Module):
         k = split(self.key(context_tokens))
         v = split(self.value(context_tokens))
         weights = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(head_dim), dim=-1)
-        attended = (weights @ v).transpose(1, 2).reshape(batch, -1, channels)
-        return x + attended.transpose(1, 2)
+        attended = (weights @ v).transpose(1, 2).reshape(batch, -1, channels).transpose(1, 2)
+        return x + attended if self.residual else attended
 
 
 class BidirectionalAttention(nn.Module):
     """Audio attends to video and video to audio, both from the same inputs:
     ``(a [B, C, T_a], v [B, C, T_v]) -> (a', v')`` of the same shapes."""
 
-    def __init__(self, channels: int, heads: int) -> None:
+    def __init__(self, channels: int, heads: int, residual: bool = False) -> None:
         super().__init__()
-        self.audio_from_video = CrossModalAttention(channels, channels, heads)
-        self.video_from_audio = CrossModalAttention(channels, channels, heads)
+        self.audio_from_video = CrossModalAttention(channels, channels, heads, residual)
+        self.video_from_audio = CrossModalAttention(channels, channels, heads, residual)
 
     def forward(self, audio: Tensor, video: Tensor) -> tuple[Tensor, Tensor]:
         return self.audio_from_video(audio, video), self.video_from_audio(video, audio)
@@ -226,10 +250,11 @@ class MKCC(nn.Module):
     [B, num_classes]``:
 
     1. standardize each input channel with the training statistics held in buffers, then weight
-       audio by ``a`` and video by ``1 - a``;
-    2. part 1 per branch: multi-scale block (``channels_part1`` per scale) + max pooling
-       (``audio_pool``, ``video_pool``);
-    3. cross-modal attention in both directions (residual);
+       audio by ``a`` and video by ``1 - a`` (eq. 14);
+    2. part 1 per branch: multi-scale block (``channels_part1`` per scale);
+    3. cross-modal attention in both directions (eq. 11; residual only with
+       ``attention_residual``), then max pooling of each branch (``audio_pool``, ``video_pool``;
+       before the attention with ``pool_placement="before_attention"``);
     4. part 2 per branch: multi-scale block (``channels_part2`` per scale);
     5. fusion: cross-modal attention in both directions on the part-2 sequences, global average
        pooling of each branch, concatenation, linear classifier.
@@ -266,10 +291,10 @@ class MKCC(nn.Module):
         )
         if config.attention:
             self.attention1: BidirectionalAttention | None = BidirectionalAttention(
-                width1, config.heads
+                width1, config.heads, config.attention_residual
             )
             self.fusion: BidirectionalAttention | None = BidirectionalAttention(
-                width2, config.heads
+                width2, config.heads, config.attention_residual
             )
         else:
             self.attention1 = None
@@ -311,18 +336,26 @@ class MKCC(nn.Module):
         audio, video = self.standardize(audio, aus)
         audio = self.audio_part1(audio)
         video = self.video_part1(video)
-        if self.audio_pool is not None:
-            audio = self.audio_pool(audio)
-        if self.video_pool is not None:
-            video = self.video_pool(video)
+        before = self.config.pool_placement == "before_attention"
+        if before:
+            audio, video = self._pool(audio, video)
         if self.attention1 is not None:
             audio, video = self.attention1(audio, video)
+        if not before:
+            audio, video = self._pool(audio, video)
         audio = self.audio_part2(audio)
         video = self.video_part2(video)
         if self.fusion is not None:
             audio, video = self.fusion(audio, video)
         features = torch.cat([audio.mean(dim=-1), video.mean(dim=-1)], dim=1)
         return self.classifier(features)
+
+    def _pool(self, audio: Tensor, video: Tensor) -> tuple[Tensor, Tensor]:
+        if self.audio_pool is not None:
+            audio = self.audio_pool(audio)
+        if self.video_pool is not None:
+            video = self.video_pool(video)
+        return audio, video
 
     def spline_regularization(self, l1_weight: float = 1.0, entropy_weight: float = 1.0) -> Tensor:
         """efficient-kan's regularizer summed over the KAN layers: for each layer the mean

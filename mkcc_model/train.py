@@ -35,32 +35,48 @@ from .experiment import (
     default_cache_dir,
     evaluate_model,
     init_distributed,
-    make_split,
-    parse_actors,
     prepare_features,
     resolve_device,
 )
 from .model import MKCC, ModelConfig
+from .options import (
+    add_data_arguments,
+    add_feature_arguments,
+    add_model_arguments,
+    add_recipe_argument,
+    feature_config_from_args,
+    model_config_from_args,
+    number_list,
+    parse_with_recipe,
+    split_from_args,
+)
 from .plots import plot_confusion, plot_curves
+from .recipes import V01_TRAIN
 
-# The reference recipe divides the learning rate by 10 at these epochs of a 100-epoch run.
+# The step schedule (mkcc 0.1's, from the public audio-visual code it followed) divides the
+# learning rate by 10 at these epochs of a 100-epoch run.
 REFERENCE_EPOCHS = 100
 REFERENCE_MILESTONES = (40, 55, 65, 70)
+LR_SCHEDULES = ("constant", "step")
 LAST_CHECKPOINT = "last.pt"
 BEST_CHECKPOINT = "best.pt"
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """The optimization recipe (defaults: the reference recipe). ``milestones=None`` scales the
-    reference milestones (40, 55, 65, 70 of 100 epochs) to ``epochs``."""
+    """The optimization recipe. Defaults: the paper's (§3.1: SGD, lr 0.04, momentum 0.9, weight
+    decay 1e-3, 100 epochs; plain momentum, i.e. dampening 0; a constant learning rate, as the
+    paper states no schedule; batch 8, which it does not state). ``lr_schedule="step"``
+    multiplies the lr by ``lr_factor`` at ``milestones`` (``None``: 40, 55, 65, 70 of 100 epochs,
+    scaled to ``epochs``)."""
 
     epochs: int = 100
     batch_size: int = 8
     lr: float = 0.04
     momentum: float = 0.9
-    dampening: float = 0.9
+    dampening: float = 0.0
     weight_decay: float = 1e-3
+    lr_schedule: str = "constant"
     milestones: tuple[int, ...] | None = None
     lr_factor: float = 0.1
     seed: int = 0
@@ -78,6 +94,15 @@ class TrainConfig:
                 raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
         if self.lr <= 0:
             raise ValueError(f"lr: expected a positive learning rate, got {self.lr}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(
+                f"lr_schedule: expected one of {LR_SCHEDULES}, got {self.lr_schedule!r}"
+            )
+        if self.milestones is not None and self.lr_schedule != "step":
+            raise ValueError(
+                f"milestones: used only with lr_schedule='step', got lr_schedule="
+                f"{self.lr_schedule!r}"
+            )
         if self.milestones is not None:
             milestones = tuple(self.milestones)
             if any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in milestones):
@@ -86,7 +111,10 @@ class TrainConfig:
 
     def resolved_milestones(self) -> tuple[int, ...]:
         """Epochs (0-based, counted from the start) at whose start the lr is multiplied by
-        ``lr_factor``; a repeated epoch applies the factor once per repeat."""
+        ``lr_factor``; a repeated epoch applies the factor once per repeat. None for a constant
+        learning rate."""
+        if self.lr_schedule == "constant":
+            return ()
         if self.milestones is not None:
             return self.milestones
         scale = self.epochs / REFERENCE_EPOCHS
@@ -99,7 +127,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
-        values = dict(data)
+        """The configuration of ``to_dict``; settings it lacks take mkcc 0.1's values."""
+        values = {**{k: v for k, v in V01_TRAIN.items() if k not in data}, **data}
         if values.get("milestones") is not None:
             values["milestones"] = tuple(values["milestones"])
         return cls(**values)
@@ -348,14 +377,34 @@ def _train_epoch(
         loss.backward()
         optimizer.step()
         count = labels.shape[0]
+        value = loss.item()
+        # Checked after the step, so that under DistributedDataParallel every rank has finished
+        # this step's gradient all-reduce (the non-finite gradients reach every rank's weights,
+        # and the others stop at their next step).
+        if not math.isfinite(value):
+            raise TrainingDiverged(_divergence_message(value, epoch, totals, config))
         totals += torch.tensor(
-            [loss.item() * count, (logits.argmax(dim=1) == labels).sum().item(), count],
+            [value * count, (logits.argmax(dim=1) == labels).sum().item(), count],
             dtype=torch.float64,
         )
         bar.set_postfix(loss=f"{totals[0] / totals[2]:.4f}", acc=f"{totals[1] / totals[2]:.3f}")
     if dist.is_available() and dist.is_initialized():
         dist.all_reduce(totals)
     return float(totals[0] / totals[2]), float(totals[1] / totals[2])
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became infinite or NaN; the checkpoints of earlier epochs are kept."""
+
+
+def _divergence_message(value: float, epoch: int, totals: torch.Tensor, config: TrainConfig) -> str:
+    step = int(totals[2].item()) // config.batch_size + 1
+    return (
+        f"training diverged: loss {value} at step {step} of epoch {epoch + 1} (lr "
+        f"{config.lr:g}, momentum {config.momentum:g}, dampening {config.dampening:g}, batch "
+        f"{config.batch_size}). A smaller step trains: --lr {config.lr / 10:g}, or --dampening "
+        f"0.9, or --recipe v0.1. The checkpoints of the epochs before it are kept."
+    )
 
 
 def _check_same_config(
@@ -378,122 +427,6 @@ def _check_same_config(
         )
 
 
-def _number_list(text: str, kind: type, name: str) -> tuple:
-    try:
-        return tuple(kind(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{name}: expected comma-separated numbers, got {text!r}"
-        ) from None
-
-
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = ModelConfig()
-    group = parser.add_argument_group("model")
-    group.add_argument("--layer-type", choices=("kan", "cnn"), default=defaults.layer_type)
-    group.add_argument(
-        "--scales",
-        type=lambda t: _number_list(t, int, "--scales"),
-        default=defaults.scales,
-        help="kernel sizes used, a subset of 3,5,7 (default 3,5,7)",
-    )
-    group.add_argument(
-        "--channels-part1",
-        type=int,
-        default=defaults.channels_part1,
-        help="channels per scale in part 1 (default %(default)s)",
-    )
-    group.add_argument(
-        "--channels-part2",
-        type=int,
-        default=defaults.channels_part2,
-        help="channels per scale in part 2 (default %(default)s)",
-    )
-    group.add_argument("--no-attention", action="store_true", help="no cross-modal attention")
-    group.add_argument("--heads", type=int, default=defaults.heads)
-    group.add_argument(
-        "--modality-weight",
-        type=float,
-        default=defaults.modality_weight,
-        help="a: audio x a, video x (1 - a) (default %(default)s)",
-    )
-    group.add_argument("--audio-pool", type=int, default=defaults.audio_pool)
-    group.add_argument("--video-pool", type=int, default=defaults.video_pool)
-    group.add_argument(
-        "--backend",
-        default=defaults.backend,
-        help="KANConv1d backend: auto, cpu, cuda, triton, reference, unfold (default auto)",
-    )
-    group.add_argument("--grid-size", type=int, default=defaults.grid_size)
-    group.add_argument("--spline-order", type=int, default=defaults.spline_order)
-    group.add_argument(
-        "--grid-range",
-        type=lambda t: _number_list(t, float, "--grid-range"),
-        default=defaults.grid_range,
-        help="LO,HI of the spline grid (default -2,2)",
-    )
-
-
-def model_config_from_args(args: argparse.Namespace) -> ModelConfig:
-    return ModelConfig(
-        layer_type=args.layer_type,
-        scales=tuple(args.scales),
-        channels_part1=args.channels_part1,
-        channels_part2=args.channels_part2,
-        attention=not args.no_attention,
-        heads=args.heads,
-        modality_weight=args.modality_weight,
-        audio_pool=args.audio_pool,
-        video_pool=args.video_pool,
-        backend=args.backend,
-        grid_size=args.grid_size,
-        spline_order=args.spline_order,
-        grid_range=tuple(args.grid_range),
-    )
-
-
-def add_data_arguments(parser: argparse.ArgumentParser, data_required: bool = True) -> None:
-    group = parser.add_argument_group("data")
-    group.add_argument(
-        "--data",
-        required=data_required,
-        help="'demo' (the generated stand-in, made on first use) or a RAVDESS-layout folder",
-    )
-    group.add_argument("--fold", type=int, default=0, help="fold index (default 0)")
-    group.add_argument("--n-folds", type=int, default=5, choices=(5, 6))
-    group.add_argument("--train-actors", help="explicit split: comma-separated actor ids")
-    group.add_argument("--val-actors", help="explicit split: comma-separated actor ids")
-    group.add_argument("--test-actors", help="explicit split: comma-separated actor ids")
-    group.add_argument(
-        "--cache-dir",
-        type=Path,
-        default=None,
-        help="demo data and feature cache (default $MKCC_CACHE or ~/.cache/mkcc)",
-    )
-    group.add_argument(
-        "--demo-actors", type=int, default=24, help="actors in the generated demo set"
-    )
-    group.add_argument(
-        "--on-error",
-        choices=("skip", "fail"),
-        default="skip",
-        help="a broken data file: skip it (counted, listed by mkcc-data summarize) or stop",
-    )
-
-
-def split_from_args(args: argparse.Namespace) -> Split:
-    def actors(value: str | None, name: str) -> tuple[int, ...] | None:
-        return None if value is None else parse_actors(value, name)
-
-    return make_split(
-        args.fold,
-        args.n_folds,
-        actors(args.train_actors, "--train-actors"),
-        actors(args.val_actors, "--val-actors"),
-        actors(args.test_actors, "--test-actors"),
-    )
-
-
 def build_parser() -> argparse.ArgumentParser:
     defaults = TrainConfig()
     parser = argparse.ArgumentParser(
@@ -501,19 +434,34 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train MKCC on one actor split; writes checkpoints, metrics.json, "
         "confusion.png and curves.png to --out.",
     )
+    add_recipe_argument(parser)
     add_data_arguments(parser)
-    group = parser.add_argument_group("training (defaults: the reference recipe)")
+    add_feature_arguments(parser)
+    group = parser.add_argument_group("training (defaults: the paper's)")
     group.add_argument("--epochs", type=int, default=defaults.epochs)
     group.add_argument("--batch-size", type=int, default=defaults.batch_size)
     group.add_argument("--lr", type=float, default=defaults.lr)
     group.add_argument("--momentum", type=float, default=defaults.momentum)
-    group.add_argument("--dampening", type=float, default=defaults.dampening)
+    group.add_argument(
+        "--dampening",
+        type=float,
+        default=defaults.dampening,
+        help="SGD dampening (default %(default)s: plain momentum, as the paper)",
+    )
     group.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
     group.add_argument(
+        "--lr-schedule",
+        choices=LR_SCHEDULES,
+        default=defaults.lr_schedule,
+        help="constant (the paper states no schedule) or step: the lr divided by 10 at "
+        "--milestones (default %(default)s)",
+    )
+    group.add_argument(
         "--milestones",
-        type=lambda t: _number_list(t, int, "--milestones"),
+        type=lambda t: number_list(t, int, "--milestones"),
         default=None,
-        help="epochs where the lr is divided by 10 (default 40,55,65,70 scaled to --epochs/100)",
+        help="with --lr-schedule step: epochs where the lr is divided by 10 (default "
+        "40,55,65,70 scaled to --epochs/100)",
     )
     group.add_argument("--seed", type=int, default=defaults.seed)
     group.add_argument(
@@ -539,6 +487,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        momentum=args.momentum,
+        dampening=args.dampening,
+        weight_decay=args.weight_decay,
+        lr_schedule=args.lr_schedule,
+        milestones=args.milestones,
+        seed=args.seed,
+        spline_reg=args.spline_reg,
+        eval_batch_size=args.eval_batch_size,
+    )
+
+
 def set_threads(threads: int | None, local_world_size: int) -> None:
     if threads is None:
         if local_world_size <= 1:
@@ -551,30 +515,20 @@ def set_threads(threads: int | None, local_world_size: int) -> None:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_with_recipe(parser, argv)
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     set_threads(args.threads, local_world)
     device = resolve_device(args.device, int(os.environ.get("LOCAL_RANK", "0")))
     info = init_distributed(device)
     try:
         model_config = model_config_from_args(args)
-        train_config = TrainConfig(
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            momentum=args.momentum,
-            dampening=args.dampening,
-            weight_decay=args.weight_decay,
-            milestones=args.milestones,
-            seed=args.seed,
-            spline_reg=args.spline_reg,
-            eval_batch_size=args.eval_batch_size,
-        )
+        train_config = train_config_from_args(args)
         split = split_from_args(args)
         cache_dir = args.cache_dir or default_cache_dir()
         features = prepare_features(
             args.data,
             cache_dir,
+            feature_config_from_args(args),
             demo_actors=args.demo_actors,
             progress=not args.no_progress,
             on_error=args.on_error,
@@ -589,7 +543,12 @@ def main(argv: list[str] | None = None) -> dict:
             overwrite=args.overwrite,
             device=device,
             progress=not args.no_progress,
-            run_info={"data": args.data, "fold": args.fold, "n_folds": args.n_folds},
+            run_info={
+                "data": args.data,
+                "fold": args.fold,
+                "n_folds": args.n_folds,
+                "recipe": args.recipe,
+            },
         )
         if info.is_main:
             print_summary(metrics, args.out, with_curves=True)
@@ -613,7 +572,10 @@ def print_summary(metrics: dict, out: Path, with_curves: bool) -> None:
 
 
 def cli() -> None:
-    main()
+    try:
+        main()
+    except TrainingDiverged as error:
+        raise SystemExit(f"mkcc-train: {error}") from None
 
 
 if __name__ == "__main__":

@@ -120,8 +120,10 @@ def test_constant_columns_normalize_to_zero(tmp_path):
         lines.append(",".join(f"{v:g}" for v in values))
     path = tmp_path / "flat.csv"
     path.write_text("\n".join(lines) + "\n")
-    aus, mask = extract_aus(path)
+    aus, mask = extract_aus(path, normalize=True)
     assert mask.all() and np.all(aus == 0.0)
+    aus, _ = extract_aus(path)  # the default: OpenFace's values as they are
+    assert np.all(aus == 2.5)
 
 
 def test_the_face_tracked_most_is_kept(tmp_path):

@@ -72,7 +72,7 @@ def test_features_prints_a_summary_and_reuses_the_cache(capsys, demo_root, tmp_p
         cache,
         "--sample-rate",
         "16000",
-        "--no-au-normalize",
+        "--au-normalize",
         "--no-progress",
     )
     assert other["shapes"]["audio"] == [118, 10, 451]

@@ -145,7 +145,7 @@ def test_cache_is_keyed_by_content_and_parameters(demo_root, tmp_path, counted):
     load_features(source, cache, progress=False)
     assert counted == {"audio": 6, "aus": 6}
 
-    load_features(source, cache, FeatureConfig(au_normalize=False), progress=False)
+    load_features(source, cache, FeatureConfig(au_normalize=True), progress=False)
     assert counted == {"audio": 6, "aus": 12}  # the MFCCs do not depend on AU settings
     load_features(source, cache, FeatureConfig(n_mels=20), progress=False)
     assert counted == {"audio": 12, "aus": 12}
@@ -297,7 +297,7 @@ def test_feature_config_checks(kwargs, error, message):
 
 
 def test_feature_config_round_trips_through_json():
-    config = FeatureConfig(sample_rate=16000, au_normalize=False)
+    config = FeatureConfig(sample_rate=16000, au_normalize=True)
     assert FeatureConfig(**json.loads(json.dumps(config.to_dict()))) == config
     assert config.audio_shape == (10, 451) and config.au_shape == (35, 15)
 

@@ -105,11 +105,12 @@ def test_attention_switch_removes_attention_parameters():
     } <= names
 
 
-def hand_attention(x, context, w_q, w_k, w_v, heads):
-    """Loop over batch and heads: x + softmax(Q K^T / sqrt(d)) V, tokens = time steps."""
+def hand_attention(x, context, w_q, w_k, w_v, heads, residual=False):
+    """Loop over batch and heads: softmax(Q K^T / sqrt(d)) V (eq. 11), plus x with
+    ``residual``; tokens = time steps."""
     batch, channels, _ = x.shape
     d = channels // heads
-    out = x.clone()
+    out = x.clone() if residual else torch.zeros_like(x)
     for b in range(batch):
         q = x[b].T @ w_q.T  # [T_x, C]
         k = context[b].T @ w_k.T  # [T_y, C]
@@ -123,16 +124,21 @@ def hand_attention(x, context, w_q, w_k, w_v, heads):
     return out
 
 
+@pytest.mark.parametrize("residual", [False, True], ids=["eq11", "residual"])
 @pytest.mark.parametrize("heads", [1, 2, 4])
-def test_cross_modal_attention_matches_hand_written(heads):
+def test_cross_modal_attention_matches_hand_written(heads, residual):
     torch.manual_seed(0)
-    attention = CrossModalAttention(8, 6, heads).double()
+    attention = CrossModalAttention(8, 6, heads, residual=residual).double()
     x = torch.randn(2, 8, 5, dtype=torch.float64)
     context = torch.randn(2, 6, 7, dtype=torch.float64)
-    expected = hand_attention(
-        x, context, attention.query.weight, attention.key.weight, attention.value.weight, heads
-    )
+    w = (attention.query.weight, attention.key.weight, attention.value.weight)
+    expected = hand_attention(x, context, *w, heads, residual)
     torch.testing.assert_close(attention(x, context), expected, rtol=1e-12, atol=1e-12)
+    # the residual is exactly the input added
+    other = CrossModalAttention(8, 6, heads, residual=not residual).double()
+    other.load_state_dict(attention.state_dict())
+    sign = 1 if residual else -1
+    torch.testing.assert_close(attention(x, context) - other(x, context), sign * x)
 
 
 def test_cross_modal_attention_depends_on_context():

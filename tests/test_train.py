@@ -3,6 +3,7 @@ resume, determinism, atomic checkpoints, the command lines, and 2-process DDP.""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import os
@@ -28,7 +29,7 @@ TINY = ModelConfig(channels_part1=4, channels_part2=6, backend="cpu")
 TINY_ARGS = ["--channels-part1", "4", "--channels-part2", "6", "--backend", "cpu"]
 EPOCHS = 3
 # lr 0.04 for two epochs, then 0.004: short, and the resume crosses a scheduler step
-RECIPE = TrainConfig(epochs=EPOCHS, milestones=(2,))
+RECIPE = TrainConfig(epochs=EPOCHS, lr_schedule="step", milestones=(2,))
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +70,8 @@ def test_run_writes_metrics_schema_and_figures(full_run, features):
     test_clips = int((features.actors == 4).sum())
     assert sum(v["support"] for v in on_disk["test"]["per_class"].values()) == test_clips
     assert on_disk["config"]["model"] == TINY.to_dict()
-    assert on_disk["config"]["train"]["dampening"] == 0.9
+    assert on_disk["config"]["train"] == {**RECIPE.to_dict(), "resolved_milestones": [2]}
+    assert on_disk["config"]["features"]["au_normalize"] is False
     assert on_disk["config"]["split"] == {"train": [1, 2], "val": [3], "test": [4]}
     for name in ("confusion.png", "curves.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -92,10 +94,12 @@ def test_lr_schedule(full_run):
     out, _ = full_run
     lrs = [h["lr"] for h in load_checkpoint(out / "last.pt")["history"]]
     assert lrs == pytest.approx([0.04, 0.04, 0.004])
-    # 40, 55, 65, 70 of 100 epochs -> 1, 2, 2, 2 of 3 epochs, 3, 4, 5, 6 of 8
-    assert TrainConfig(epochs=3).resolved_milestones() == (1, 2, 2, 2)
-    assert TrainConfig(epochs=8).resolved_milestones() == (3, 4, 5, 6)
-    assert TrainConfig().resolved_milestones() == (40, 55, 65, 70)
+    # the step schedule: 40, 55, 65, 70 of 100 epochs -> 1, 2, 2, 2 of 3 epochs, 3, 4, 5, 6 of 8
+    step = dict(lr_schedule="step")
+    assert TrainConfig(epochs=3, **step).resolved_milestones() == (1, 2, 2, 2)
+    assert TrainConfig(epochs=8, **step).resolved_milestones() == (3, 4, 5, 6)
+    assert TrainConfig(**step).resolved_milestones() == (40, 55, 65, 70)
+    assert TrainConfig().resolved_milestones() == ()  # the default: constant
 
 
 def test_resume_reproduces_uninterrupted_run_bit_for_bit(full_run, features, tmp_path):
@@ -150,6 +154,24 @@ def test_resume_rejects_other_options_and_fresh_run_refuses_to_overwrite(full_ru
 def test_resume_without_checkpoint_fails(features, tmp_path):
     with pytest.raises(FileNotFoundError, match="checkpoint"):
         train.train(features, SPLIT, tmp_path, TINY, TrainConfig(epochs=1), resume=True)
+
+
+def test_divergence_stops_training_with_a_clear_error(features, cache_dir, tmp_path, monkeypatch):
+    """A non-finite loss stops the run naming the step and the settings that tame it; the
+    command line exits with that message instead of a traceback."""
+    huge = TrainConfig(epochs=2, lr=1e12)
+    with pytest.raises(train.TrainingDiverged, match=r"step \d+ of epoch 1 .*--lr 1e\+11"):
+        train.train(features, SPLIT, tmp_path / "api", TINY, huge, progress=False)
+    assert not (tmp_path / "api" / "metrics.json").exists()
+    args = ["--data", "demo", "--demo-actors", str(DEMO_ACTORS), "--cache-dir"]
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        ["mkcc-train", *args, str(cache_dir), *SPLIT_ARGS, *TINY_ARGS]
+        + ["--epochs", "1", "--lr", "1e12", "--out", str(tmp_path / "cli"), "--no-progress"],
+    )
+    with pytest.raises(SystemExit, match="mkcc-train: training diverged"):
+        train.cli()
 
 
 def test_empty_split_part_is_an_error(features, tmp_path):
@@ -236,7 +258,7 @@ def test_cli_rejects_bad_options(cache_dir, tmp_path):
 def test_ablation_table(features, tmp_path):
     base = ModelConfig(channels_part1=2, channels_part2=2, backend="cpu")
     variants = [v for v in ablate.table4_variants(base) if v.name in ("cnn", "mkcc")]
-    variants += ablate.table5_variants(base, (0.5,))
+    variants += ablate.table5_variants(base, (0.5, 0.3))
     rows = ablate.run_ablation(
         features,
         tmp_path,
@@ -247,15 +269,30 @@ def test_ablation_table(features, tmp_path):
         progress=False,
     )
     table = (tmp_path / "ablation.md").read_text()
-    assert [r["variant"] for r in rows] == ["cnn", "mkcc", "mkcc-a0.5"]
+    assert [r["variant"] for r in rows] == ["cnn", "mkcc", "mkcc-a0.5", "mkcc-a0.3"]
     # a = 0.5 is the full model's default: trained once, reported in both rows
     assert rows[1]["accuracy"] == rows[2]["accuracy"]
     assert not (tmp_path / "mkcc-a0.5").exists()
-    assert "| 75.62 | 77.23 |" in table and "n/a" in table
+    # the paper's numbers in the column after ours; a weight outside Table 5 has none
+    lines = {
+        line.split(" | ")[1]: line for line in table.splitlines() if line.startswith("| Table")
+    }
+    assert "| 56.53 |" in lines["cnn"] and lines["cnn"].endswith("| 58.34 |")
+    assert "| 75.62 |" in lines["mkcc"] and lines["mkcc"].endswith("| 77.23 |")
+    assert lines["mkcc-a0.3"].endswith("| - |")
     for row in rows:
-        assert f"{100 * row['accuracy'][0]:.2f}" in table
+        ours = f"{100 * row['accuracy'][0]:.2f}"
+        assert f"| {ours} |" in lines[row["variant"]]
     json_rows = json.loads((tmp_path / "ablation.json").read_text())
     assert json_rows[0]["accuracy"] == rows[0]["accuracy"]
+    with (tmp_path / "ablation.csv").open() as f:
+        csv_rows = list(csv.DictReader(f))
+    assert [r["variant"] for r in csv_rows] == [r["variant"] for r in rows]
+    assert csv_rows[0]["paper_accuracy"] == "56.53" and csv_rows[3]["paper_f1"] == ""
+    assert float(csv_rows[0]["accuracy_mean"]) == pytest.approx(
+        100 * rows[0]["accuracy"][0], abs=0.01
+    )
+    assert (tmp_path / "ablation.png").stat().st_size > 0
     # a second invocation reuses the finished runs
     again = ablate.run_ablation(
         features,
@@ -341,3 +378,19 @@ def test_broken_data_file_fails_naming_it_or_is_skipped_and_counted(tmp_path, ca
     skipped = index_dataset(root).skipped
     assert any(Path(s.path).name == wav.name for s in skipped)
     assert f"data: {len(skipped)} files under {root} give no clip" in err
+
+
+def test_default_recipe_reaches_the_optimizer(features, tmp_path):
+    """The paper's optimizer as run: SGD, lr 0.04 held constant, momentum 0.9 without
+    dampening, weight decay 1e-3."""
+    train.train(features, SPLIT, tmp_path, TINY, TrainConfig(epochs=2), progress=False)
+    checkpoint = load_checkpoint(tmp_path / "last.pt")
+    (group,) = checkpoint["optimizer"]["param_groups"]
+    assert (group["lr"], group["momentum"], group["dampening"], group["weight_decay"]) == (
+        0.04,
+        0.9,
+        0.0,
+        1e-3,
+    )
+    assert not group["nesterov"]
+    assert [epoch["lr"] for epoch in checkpoint["history"]] == [0.04, 0.04]

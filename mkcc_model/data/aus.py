@@ -145,7 +145,7 @@ def sample_aus(
 
 
 def extract_aus(
-    path: str | os.PathLike, duration_s: float = 3.6, n_frames: int = 15, normalize: bool = True
+    path: str | os.PathLike, duration_s: float = 3.6, n_frames: int = 15, normalize: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """``read_openface_csv`` then ``sample_aus``: ``aus [35, n_frames]``, ``mask [n_frames]``."""
     return sample_aus(read_openface_csv(path), duration_s, n_frames, normalize)

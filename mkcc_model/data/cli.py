@@ -46,9 +46,11 @@ def _parser() -> argparse.ArgumentParser:
         "--n-mels", type=int, default=defaults.n_mels, help="mel bands (default %(default)s)"
     )
     features.add_argument(
-        "--no-au-normalize",
-        action="store_true",
-        help="keep OpenFace's AU scales instead of standardizing each AU per video",
+        "--au-normalize",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.au_normalize,
+        help="standardize each AU column per video (not in the paper, which keeps OpenFace's "
+        "scales; default off)",
     )
     features.add_argument("--workers", type=int, default=None, help="extraction threads")
     features.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -81,7 +83,7 @@ def _features(args: argparse.Namespace) -> dict:
     from .features import compute_features
 
     config = FeatureConfig(
-        sample_rate=args.sample_rate, n_mels=args.n_mels, au_normalize=not args.no_au_normalize
+        sample_rate=args.sample_rate, n_mels=args.n_mels, au_normalize=args.au_normalize
     )
     index = index_dataset(args.root, exclude=(args.cache,))
     features, stats = compute_features(

@@ -20,9 +20,11 @@ class FeatureConfig:
     defaults give ``[10, 621]``. ``n_mels`` defaults to 26, HTK's usual filterbank size; a band
     count that leaves a band without an FFT bin is refused (with 256-sample frames at most 29
     bands at 48 kHz, 47 at 22 050 Hz). Action units: the 35 OpenFace AU columns at ``au_frames``
-    uniformly spaced times over the same centred ``duration_s`` window -> ``[35, au_frames]``;
-    with ``au_normalize`` each AU column is standardized per video (mean and standard deviation
-    over the video's successfully tracked frames).
+    uniformly spaced times over the same centred ``duration_s`` window -> ``[35, au_frames]``,
+    on OpenFace's own scales (its default video-level normalization, which the paper uses and
+    nothing more); with ``au_normalize`` (mkcc 0.1's default, not in the paper) each AU column is
+    also standardized per video (mean and standard deviation over the video's successfully
+    tracked frames).
     """
 
     sample_rate: int = 22050
@@ -33,7 +35,7 @@ class FeatureConfig:
     hop_length: int = 128
     preemphasis: float = 0.95
     au_frames: int = 15
-    au_normalize: bool = True
+    au_normalize: bool = False
 
     def __post_init__(self) -> None:
         for field in fields(self):
