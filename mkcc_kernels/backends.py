@@ -23,10 +23,6 @@ def build_info() -> dict[str, Any]:
 _CUDA_KERNELS_BUILT = bool(_C.build_info()["cuda_compiled"])
 
 
-def _cuda_kernels_built() -> bool:
-    return _CUDA_KERNELS_BUILT
-
-
 def available_backends(device: torch.device | str | None = None) -> list[str]:
     """Backends usable for tensors on ``device`` (``None``: on any device of this machine)."""
     if device is None:
@@ -41,7 +37,7 @@ def available_backends(device: torch.device | str | None = None) -> list[str]:
         backends.append("cpu")
     if triton_ops is not None and triton_ops.runs_on(device):
         backends.append("triton")
-    if device_type == "cuda" and _cuda_kernels_built() and torch.cuda.is_available():
+    if device_type == "cuda" and _CUDA_KERNELS_BUILT and torch.cuda.is_available():
         backends.append("cuda")
     return backends + ["reference", "unfold"]
 
@@ -60,7 +56,7 @@ def resolve_backend(backend: str, x: torch.Tensor) -> str:
         if device_type == "cuda" and x.dtype in _FUSED_GPU_DTYPES:
             if triton_ops is not None and triton_ops.runs_on(x.device):
                 return "triton"
-            if _cuda_kernels_built():
+            if _CUDA_KERNELS_BUILT:
                 return "cuda"
         return "reference"
     if backend not in available_backends(x.device):

@@ -32,6 +32,24 @@ def test_output_shape_matches_conv1d(kwargs):
     assert KANConv1d(4, 6, **kwargs)(x).shape == nn.Conv1d(4, 6, **kwargs)(x).shape
 
 
+@pytest.mark.parametrize("kwargs", CONV_ARGS.values(), ids=CONV_ARGS.keys())
+@pytest.mark.parametrize("backend", ["cpu", "reference"])
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
+def test_geometry_matches_conv1d(kwargs, backend):
+    """With the spline weights zero the layer is nn.Conv1d on silu(x) (silu(0) = 0 and silu
+    commutes with padding by copies): the same taps read the same positions, including where
+    padding='same' puts the extra position of an even kernel (on the right)."""
+    torch.manual_seed(0)
+    layer = KANConv1d(4, 6, **kwargs, backend=backend, dtype=torch.float64)
+    conv = nn.Conv1d(4, 6, **kwargs, dtype=torch.float64)
+    with torch.no_grad():
+        layer.spline_weight.zero_()
+        conv.weight.copy_(layer.base_weight)
+        conv.bias.copy_(layer.bias)
+    x = torch.randn(3, 4, 17, dtype=torch.float64)
+    assert_close(layer(x), conv(F.silu(x)), TOLERANCE[torch.float64], f"geometry {kwargs}")
+
+
 @pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
 def test_padding_modes_pad_x_first(mode):
     torch.manual_seed(0)

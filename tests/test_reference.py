@@ -35,7 +35,9 @@ def spec_knots(grid_size: int, order: int, lo: float, hi: float) -> list[float]:
 def spec_kan_conv1d(
     x, base_weight, spline_weight, stride, pad_left, pad_right, dilation, groups, order, lo, hi
 ):
-    """The spec's formula, one output element at a time, in Python floats."""
+    """The spec's formula, one output element at a time, in Python floats. The basis is zero
+    outside the grid, so for x = +-Inf only the silu term remains (Python's float arithmetic then
+    gives silu(+Inf) = +Inf and silu(-Inf) = -Inf / Inf = NaN, as torch does)."""
     batch, in_channels, length = x.shape
     out_channels, in_per_group, k = base_weight.shape
     n_spline = spline_weight.shape[-1]
@@ -55,6 +57,8 @@ def spec_kan_conv1d(
                             continue
                         v = float(x[b, g * in_per_group + c, p])
                         total += float(base_weight[o, c, j]) * v / (1 + math.exp(-v))
+                        if not math.isfinite(v):
+                            continue
                         for i in range(n_spline):
                             total += float(spline_weight[o, c, j, i]) * cox_de_boor(
                                 v, i, order, knots

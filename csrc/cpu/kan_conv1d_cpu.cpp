@@ -31,50 +31,41 @@ void check_cpu_dtype(const at::Tensor& x) {
                    " (use backend='reference' for other dtypes)");
 }
 
+// Calls `function` of the instruction-set build that current_isa() picked (the one place that
+// switches on it).
+#if defined(__x86_64__)
+#define MKCC_CPU_CALL(function, ...)                                  \
+  switch (current_isa()) {                                            \
+    case Isa::avx512: return avx512::function(__VA_ARGS__);           \
+    case Isa::avx2: return avx2::function(__VA_ARGS__);               \
+    default: return generic::function(__VA_ARGS__);                   \
+  }
+#else
+#define MKCC_CPU_CALL(function, ...) return generic::function(__VA_ARGS__)
+#endif
+
 template <typename Args>
 void run_forward(const Args& a, int64_t begin, int64_t end, void* scratch) {
-  switch (current_isa()) {
-#if defined(__x86_64__)
-    case Isa::avx512: avx512::forward(a, begin, end, scratch); return;
-    case Isa::avx2: avx2::forward(a, begin, end, scratch); return;
-#endif
-    default: generic::forward(a, begin, end, scratch); return;
-  }
+  MKCC_CPU_CALL(forward, a, begin, end, scratch);
 }
 
 template <typename Args>
 void run_input_grad(const Args& a, int64_t begin, int64_t end, void* scratch) {
-  switch (current_isa()) {
-#if defined(__x86_64__)
-    case Isa::avx512: avx512::input_grad(a, begin, end, scratch); return;
-    case Isa::avx2: avx2::input_grad(a, begin, end, scratch); return;
-#endif
-    default: generic::input_grad(a, begin, end, scratch); return;
-  }
+  MKCC_CPU_CALL(input_grad, a, begin, end, scratch);
 }
 
 template <typename Args>
 void run_weight_grad(const Args& a, int64_t begin, int64_t end, void* scratch) {
-  switch (current_isa()) {
-#if defined(__x86_64__)
-    case Isa::avx512: avx512::weight_grad(a, begin, end, scratch); return;
-    case Isa::avx2: avx2::weight_grad(a, begin, end, scratch); return;
-#endif
-    default: generic::weight_grad(a, begin, end, scratch); return;
-  }
+  MKCC_CPU_CALL(weight_grad, a, begin, end, scratch);
 }
 
 template <typename T>
 void run_transpose(const T* src, int64_t src_stride, int64_t rows, int64_t cols, T* dst,
                    int64_t dst_stride) {
-  switch (current_isa()) {
-#if defined(__x86_64__)
-    case Isa::avx512: avx512::transpose(src, src_stride, rows, cols, dst, dst_stride); return;
-    case Isa::avx2: avx2::transpose(src, src_stride, rows, cols, dst, dst_stride); return;
-#endif
-    default: generic::transpose(src, src_stride, rows, cols, dst, dst_stride); return;
-  }
+  MKCC_CPU_CALL(transpose, src, src_stride, rows, cols, dst, dst_stride);
 }
+
+#undef MKCC_CPU_CALL
 
 // Weights packed for the kernels, written by a loop over (group, input channel) items, each of
 // which fills its channel's block of k * num_rows * out_stride values (padded lanes included)
