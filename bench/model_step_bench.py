@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from bench.kan_bench import append_csv, percentile, time_step
 from mkcc_model.model import MKCC, ModelConfig
+from mkcc_model.train import TrainConfig
 
 FUSED = ("cpu", "triton", "cuda")
 PROVIDERS = (*FUSED, "reference", "reference-compiled", "unfold", "cpu-compiled", "cnn")
@@ -45,8 +46,13 @@ def make_step(
     labels = torch.randint(0, 8, (batch,), generator=generator).to(device)
     model.set_input_statistics(audio, aus)
     forward = torch.compile(model) if provider.endswith("-compiled") else model
+    recipe = TrainConfig()  # the training defaults (the paper's optimizer)
     optimizer = torch.optim.SGD(
-        model.parameters(), lr=0.04, momentum=0.9, dampening=0.9, weight_decay=1e-3
+        model.parameters(),
+        lr=recipe.lr,
+        momentum=recipe.momentum,
+        dampening=recipe.dampening,
+        weight_decay=recipe.weight_decay,
     )
 
     def step() -> None:
