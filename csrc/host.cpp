@@ -137,48 +137,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> new_grad_outputs(
   return {grad_x, grad_base, grad_spline};
 }
 
-at::Tensor pack_weights(const at::Tensor& base_weight, const at::Tensor& spline_weight,
-                        const KanConv1dParams& p, const PackedLayout& layout,
-                        at::ScalarType dtype) {
-  const int64_t spline_count = p.grid_size + p.spline_order;
-  auto packed = at::zeros(
-      {p.groups, p.in_per_group, p.kernel_size, layout.num_rows, layout.out_stride},
-      base_weight.options().dtype(dtype));
-  auto channels = packed.narrow(4, 0, p.out_per_group);
-  channels.select(3, 0).copy_(
-      base_weight.reshape({p.groups, p.out_per_group, p.in_per_group, p.kernel_size})
-          .permute({0, 2, 3, 1}));
-  channels.narrow(3, 1 + p.spline_order, spline_count)
-      .copy_(spline_weight
-                 .reshape({p.groups, p.out_per_group, p.in_per_group, p.kernel_size,
-                           spline_count})
-                 .permute({0, 2, 3, 4, 1}));
-  return packed;
-}
-
-at::Tensor transpose_grad_out(const at::Tensor& grad_out, const KanConv1dParams& p,
-                              const PackedLayout& layout, at::ScalarType dtype) {
-  auto out = at::zeros({p.batch, p.groups, p.out_length, layout.out_stride},
-                       grad_out.options().dtype(dtype));
-  out.narrow(3, 0, p.out_per_group)
-      .copy_(grad_out.reshape({p.batch, p.groups, p.out_per_group, p.out_length})
-                 .transpose(2, 3));
-  return out;
-}
-
-void unpack_weight_grad(const at::Tensor& packed_grad, const KanConv1dParams& p,
-                        int64_t first_spline_row, at::Tensor& grad_base, at::Tensor& grad_spline) {
-  // [groups, Cg, k, rows, Cog] -> [groups, Cog, Cg, k(, G+K)]
-  const auto total =
-      packed_grad.reshape({p.groups, p.in_per_group, p.kernel_size, packed_grad.size(-2),
-                           packed_grad.size(-1)})
-          .narrow(4, 0, p.out_per_group);
-  grad_base.copy_(total.select(3, 0).permute({0, 3, 1, 2}).reshape(grad_base.sizes()));
-  grad_spline.copy_(total.narrow(3, first_spline_row, p.grid_size + p.spline_order)
-                        .permute({0, 4, 1, 2, 3})
-                        .reshape(grad_spline.sizes()));
-}
-
 at::Tensor make_knots(const KanConv1dParams& p, double grid_lo, double grid_hi,
                       const at::TensorOptions& options) {
   const double h = (grid_hi - grid_lo) / static_cast<double>(p.grid_size);

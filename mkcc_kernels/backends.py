@@ -42,13 +42,19 @@ def available_backends(device: torch.device | str | None = None) -> list[str]:
     return backends + ["reference", "unfold"]
 
 
-def resolve_backend(backend: str, x: torch.Tensor) -> str:
-    """The concrete backend for ``x``; depends only on device, dtype and the build, so the choice
-    is made at trace time under ``torch.compile``."""
+def backend_arg(backend: str) -> str:
+    """``backend`` if it names a backend (available here or not)."""
     if backend not in BACKENDS:
         raise ValueError(
             f"backend: expected one of {', '.join(map(repr, BACKENDS))}, got {backend!r}"
         )
+    return backend
+
+
+def resolve_backend(backend: str, x: torch.Tensor) -> str:
+    """The concrete backend for ``x``; depends only on device, dtype and the build, so the choice
+    is made at trace time under ``torch.compile``."""
+    backend_arg(backend)
     device_type = x.device.type
     if backend == "auto":
         if device_type == "cpu" and x.dtype in _FUSED_CPU_DTYPES:

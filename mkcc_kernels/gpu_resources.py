@@ -108,9 +108,9 @@ def _read_usage(path: str) -> list[tuple[str, str, int, int, int]]:
 def _recorded_launches(layer: Layer, dtype: torch.dtype, spline_order: int, ieee: bool):
     """The launches the op planners make for one forward and one full backward of ``layer``
     (meta tensors: nothing is allocated or run)."""
-    from .functional import resolve_padding
+    from .checks import resolve_padding
     from .ops import triton_ops
-    from .ops.common import out_length
+    from .ops.common import Conv1dArgs, out_length
 
     launches = []
     pad_left, pad_right = resolve_padding(
@@ -121,17 +121,17 @@ def _recorded_launches(layer: Layer, dtype: torch.dtype, spline_order: int, ieee
     shape = (layer.out_channels, layer.in_channels // layer.groups, layer.kernel_size)
     base = torch.empty(shape, **meta)
     spline = torch.empty(*shape, layer.grid_size + spline_order, **meta)
-    conv = (
+    conv = Conv1dArgs(
         layer.stride, pad_left, pad_right, layer.dilation, layer.groups, spline_order, -1.0, 1.0
-    )  # fmt: skip
+    )
     length_out = out_length(layer.length, layer.kernel_size, layer.stride, pad_left, pad_right,
                             layer.dilation)  # fmt: skip
     grad_out = torch.empty(layer.batch, layer.out_channels, length_out, **meta)
     with _tf32(not ieee):
-        triton_ops._check_shapes(x, base, spline)
-        triton_ops.plan_forward(x, base, spline, *conv, launches.append)
+        triton_ops.check_dtype(x)
+        triton_ops.plan_forward(x, base, spline, conv, launches.append)
         triton_ops.plan_backward(
-            grad_out, x, base, spline, *conv, True, True, launches.append, _MULTIPROCESSORS
+            grad_out, x, base, spline, conv, True, True, launches.append, _MULTIPROCESSORS
         )
     return launches
 

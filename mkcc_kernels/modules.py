@@ -9,8 +9,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .backends import BACKENDS
-from .functional import Padding, _grid_range_arg, _int_arg, kan_conv1d, resolve_padding
+from .backends import backend_arg
+from .checks import (
+    Padding,
+    check_groups,
+    grid_range_arg,
+    int_arg,
+    resolve_padding,
+    spline_order_arg,
+)
+from .functional import kan_conv1d
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
@@ -53,27 +61,20 @@ class KANConv1d(nn.Module):
         scale_noise: float = 0.1,
     ) -> None:
         super().__init__()
-        self.in_channels = _int_arg("in_channels", in_channels, 1)
-        self.out_channels = _int_arg("out_channels", out_channels, 1)
-        self.kernel_size = (_int_arg("kernel_size", kernel_size, 1),)
-        self.stride = (_int_arg("stride", stride, 1),)
-        self.dilation = (_int_arg("dilation", dilation, 1),)
-        self.groups = _int_arg("groups", groups, 1)
-        self.grid_size = _int_arg("grid_size", grid_size, 1)
-        self.spline_order = _int_arg("spline_order", spline_order, 1)
-        if self.spline_order > 4:
-            raise ValueError(f"spline_order: expected 1, 2, 3 or 4, got {spline_order}")
-        self.grid_range = _grid_range_arg(grid_range)
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(
-                f"groups: in_channels ({in_channels}) and out_channels ({out_channels}) must both"
-                f" be divisible by groups ({groups})"
-            )
+        self.in_channels = int_arg("in_channels", in_channels, 1)
+        self.out_channels = int_arg("out_channels", out_channels, 1)
+        self.kernel_size = (int_arg("kernel_size", kernel_size, 1),)
+        self.stride = (int_arg("stride", stride, 1),)
+        self.dilation = (int_arg("dilation", dilation, 1),)
+        self.groups = int_arg("groups", groups, 1)
+        self.grid_size = int_arg("grid_size", grid_size, 1)
+        self.spline_order = spline_order_arg(spline_order)
+        self.grid_range = grid_range_arg(grid_range)
+        check_groups(self.in_channels, self.out_channels, self.groups)
         if padding_mode not in PADDING_MODES:
             raise ValueError(f"padding_mode: expected one of {PADDING_MODES}, got {padding_mode!r}")
-        if backend not in BACKENDS:
-            raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
-        self.padding = padding if isinstance(padding, str) else (_int_arg("padding", padding, 0),)
+        backend_arg(backend)
+        self.padding = padding if isinstance(padding, str) else (int_arg("padding", padding, 0),)
         # Validates "same" against the stride now rather than at the first call.
         self._pad = resolve_padding(
             self.padding if isinstance(self.padding, str) else self.padding[0],
@@ -170,7 +171,7 @@ class MultiScaleKANConv1d(nn.Module):
             raise ValueError("kernel_sizes: expected at least one kernel size")
         if "padding" in kwargs:
             raise TypeError("padding: set by MultiScaleKANConv1d so that all scales align")
-        self.kernel_sizes = tuple(_int_arg("kernel_sizes", k, 1) for k in kernel_sizes)
+        self.kernel_sizes = tuple(int_arg("kernel_sizes", k, 1) for k in kernel_sizes)
         self.out_channels_per_scale = out_channels_per_scale
         branches = []
         for k in self.kernel_sizes:

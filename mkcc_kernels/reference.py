@@ -58,11 +58,6 @@ def tap_features(
     )
 
 
-def _tap_weights(base_weight: Tensor, spline_weight: Tensor) -> Tensor:
-    """``[C_out, C_in/groups, k, 1 + G + K]``: the base weight first, as in ``tap_features``."""
-    return torch.cat([base_weight.unsqueeze(-1), spline_weight], dim=-1)
-
-
 def _standard_strides(t: Tensor) -> Tensor:
     """``t`` with row-major strides, copied only when its strides differ. With size-1
     dimensions reshape can return a view whose strides make the convolution pick channels-last
@@ -75,6 +70,30 @@ def _standard_strides(t: Tensor) -> Tensor:
     if list(t.stride()) == expected[::-1]:
         return t
     return t.clone(memory_format=torch.contiguous_format)
+
+
+def _tap_weights(base_weight: Tensor, spline_weight: Tensor) -> Tensor:
+    """``[C_out, C_in/groups, *taps, 1 + G + K]``: the base weight first, as in ``tap_features``."""
+    return torch.cat([base_weight.unsqueeze(-1), spline_weight], dim=-1)
+
+
+# The layer-independent core of the references: every KAN layer is its plain counterpart
+# (conv1d, conv2d, linear) applied to the expanded features with the expanded weights.
+
+
+def expand_features(
+    x: Tensor, grid_size: int, spline_order: int, grid_range: tuple[float, float]
+) -> Tensor:
+    """``x [B, C, *spatial]`` -> ``[B, C * (1 + G + K), *spatial]``: channel c's features
+    (``tap_features``) are channels ``c * (1 + G + K) ..`` of the result."""
+    features = tap_features(x, grid_size, spline_order, grid_range)  # [B, C, *spatial, F]
+    return _standard_strides(features.movedim(-1, 2).flatten(1, 2))
+
+
+def expand_weights(base_weight: Tensor, spline_weight: Tensor) -> Tensor:
+    """``base_weight [O, C_g, *taps]`` and ``spline_weight [O, C_g, *taps, G + K]`` -> the plain
+    layer's weight ``[O, C_g * (1 + G + K), *taps]`` over ``expand_features``."""
+    return _standard_strides(_tap_weights(base_weight, spline_weight).movedim(-1, 2).flatten(1, 2))
 
 
 def kan_conv1d_reference(
@@ -94,19 +113,10 @@ def kan_conv1d_reference(
     The expanded tensor ``[B, C_in * (1 + G + K), T]`` is materialized (and, under autograd,
     saved): this is the clear form, not the fast one.
     """
-    batch, in_channels, length = x.shape
     grid_size = spline_weight.shape[-1] - spline_order
-    features = tap_features(x, grid_size, spline_order, grid_range)  # [B, C, T, F]
-    num_features = features.shape[-1]
-    features = _standard_strides(
-        features.transpose(2, 3).reshape(batch, in_channels * num_features, length)
-    )
-    weight = _tap_weights(base_weight, spline_weight)  # [C_out, Cg, k, F]
-    out_channels, in_per_group, kernel_size, _ = weight.shape
-    weight = _standard_strides(
-        weight.transpose(2, 3).reshape(out_channels, in_per_group * num_features, kernel_size)
-    )
-    if pad_left == pad_right and length > 0:  # conv1d's own padding rejects an empty input
+    features = expand_features(x, grid_size, spline_order, grid_range)  # [B, C * F, T]
+    weight = expand_weights(base_weight, spline_weight)  # [C_out, Cg * F, k]
+    if pad_left == pad_right and x.shape[2] > 0:  # conv1d's own padding rejects an empty input
         return F.conv1d(features, weight, None, stride, pad_left, dilation, groups)
     features = F.pad(features, (pad_left, pad_right))
     return F.conv1d(features, weight, None, stride, 0, dilation, groups)

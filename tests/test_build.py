@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 import mkcc_kernels
@@ -24,3 +25,16 @@ def test_ops_registered_with_cpu_kernels():
         op = getattr(torch.ops.mkcc, name).default
         assert torch._C._dispatch_has_kernel_for_dispatch_key(op.name(), "CPU")
         assert torch._C.Tag.pt2_compliant_tag in op.tags
+
+
+def test_python_and_cpp_ops_share_one_signature():
+    """The C++ ops (csrc/registration.cpp) and the Triton ops (ops/common.py's schemas) take
+    the same arguments, so that kan_conv1d, the autograd and the fake kernels serve both."""
+    pytest.importorskip("triton")
+    from mkcc_kernels.ops.common import BACKWARD_SCHEMA, FORWARD_SCHEMA
+
+    for name, schema in (("kan_conv1d_fwd", FORWARD_SCHEMA), ("kan_conv1d_bwd", BACKWARD_SCHEMA)):
+        cpp = getattr(torch.ops.mkcc, name).default._schema
+        triton = getattr(torch.ops.mkcc, name + "_triton").default._schema
+        assert str(cpp) == f"mkcc::{name}{schema}"
+        assert str(triton) == f"mkcc::{name}_triton{schema}"

@@ -13,6 +13,7 @@ import torch
 
 import mkcc_kernels
 from mkcc_kernels.ops import triton_ops
+from mkcc_kernels.ops.common import Conv1dArgs
 from mkcc_kernels.reference import knots
 
 from .helpers import (
@@ -80,10 +81,10 @@ def test_fp32_dots_follow_cudnn_allow_tf32(allow_tf32):
         x = torch.empty(2, 6, 30, device="meta", dtype=dtype)
         base = torch.empty(8, 6, 3, device="meta", dtype=dtype)
         spline = torch.empty(8, 6, 3, 8, device="meta", dtype=dtype)
-        conv = (1, 1, 1, 1, 1, 3, -1.0, 1.0)
-        triton_ops.plan_forward(x, base, spline, *conv, launches.append)
+        conv = Conv1dArgs(1, 1, 1, 1, 1, 3, -1.0, 1.0)
+        triton_ops.plan_forward(x, base, spline, conv, launches.append)
         grad_out = torch.empty(2, 8, 30, device="meta", dtype=dtype)
-        triton_ops.plan_backward(grad_out, x, base, spline, *conv, True, True, launches.append, 4)
+        triton_ops.plan_backward(grad_out, x, base, spline, conv, True, True, launches.append, 4)
         assert [launch.name for launch in launches] == ["fwd", "dx", "dw"]
         ieee = dtype == torch.float32 and not allow_tf32
         assert all(launch.constants["IEEE_FP32"] == ieee for launch in launches)
@@ -176,7 +177,7 @@ def test_saves_only_x_and_weights():
 def test_opcheck():
     x, base, spline = make_inputs(2, 4, 6, 20, 3, {}, 5, torch.float32)
     args = [t.to(DEVICE).requires_grad_(True) for t in (x, base, spline)]
-    conv = (1, 1, 1, 1, 1, 3, -1.0, 1.0)
+    conv = Conv1dArgs(1, 1, 1, 1, 1, 3, -1.0, 1.0)
     torch.library.opcheck(torch.ops.mkcc.kan_conv1d_fwd_triton.default, (*args, *conv))
     grad_out = torch.randn(2, 6, 20, device=DEVICE)
     plain = [a.detach() for a in args]
@@ -228,10 +229,10 @@ def test_cpu_tensors_without_interpreter_are_a_clear_error():
 def test_op_rejects_input_without_channels():
     x = torch.randn(2, 0, 10, device=DEVICE)
     base, spline = torch.randn(6, 0, 3, device=DEVICE), torch.randn(6, 0, 3, 8, device=DEVICE)
-    with pytest.raises(ValueError, match=r"^x: expected a 3-D tensor \[batch, in_channels >= 1"):
+    with pytest.raises(ValueError, match=r"^x: expected in_channels >= 1"):
         torch.ops.mkcc.kan_conv1d_fwd_triton(x, base, spline, 1, 1, 1, 1, 1, 3, -1.0, 1.0)
     grad_out = torch.randn(2, 6, 10, device=DEVICE)
-    with pytest.raises(ValueError, match=r"^x: expected a 3-D tensor \[batch, in_channels >= 1"):
+    with pytest.raises(ValueError, match=r"^x: expected in_channels >= 1"):
         torch.ops.mkcc.kan_conv1d_bwd_triton(
             grad_out, x, base, spline, 1, 1, 1, 1, 1, 3, -1.0, 1.0, True, True
         )
@@ -245,10 +246,10 @@ def test_planners_take_more_rows_than_int32_and_use_one_grid_axis():
     launches = []
     x = torch.empty(70_000, 4, 40_000, device="meta")
     base, spline = torch.empty(8, 4, 3, device="meta"), torch.empty(8, 4, 3, 8, device="meta")
-    conv = (1, 1, 1, 1, 1, 3, -1.0, 1.0)
-    triton_ops.plan_forward(x, base, spline, *conv, launches.append)
+    conv = Conv1dArgs(1, 1, 1, 1, 1, 3, -1.0, 1.0)
+    triton_ops.plan_forward(x, base, spline, conv, launches.append)
     grad_out = torch.empty(70_000, 8, 40_000, device="meta")
-    triton_ops.plan_backward(grad_out, x, base, spline, *conv, True, True, launches.append, 132)
+    triton_ops.plan_backward(grad_out, x, base, spline, conv, True, True, launches.append, 132)
     rows = 70_000 * 40_000
     assert rows > 2**31
     assert [launch.name for launch in launches] == ["fwd", "dx", "dw"]
@@ -259,9 +260,11 @@ def test_planners_take_more_rows_than_int32_and_use_one_grid_axis():
     assert launches[0].grid[0] >= rows // 64 and launches[1].grid[0] >= rows // 64
     huge = torch.empty(2**31, 1, 2**10, device="meta")
     with pytest.raises(ValueError, match=r"^x: the Triton kernels need \d+ programs"):
-        triton_ops.plan_forward(huge, base[:, :1], spline[:, :1], *conv, launches.append)
+        triton_ops.plan_forward(huge, base[:, :1], spline[:, :1], conv, launches.append)
     x = torch.empty(1, 2048, 4, device="meta")
     base = torch.empty(70_000, 2048, 1, device="meta")
     spline = torch.empty(70_000, 2048, 1, 8, device="meta")
     with pytest.raises(ValueError, match=r"^base_weight, spline_weight: \d+ packed weight values"):
-        triton_ops.plan_forward(x, base, spline, 1, 0, 0, 1, 1, 3, -1.0, 1.0, launches.append)
+        triton_ops.plan_forward(
+            x, base, spline, Conv1dArgs(1, 0, 0, 1, 1, 3, -1.0, 1.0), launches.append
+        )

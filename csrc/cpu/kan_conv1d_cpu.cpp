@@ -1,5 +1,5 @@
-// CPU entry points of mkcc::kan_conv1d_fwd / mkcc::kan_conv1d_bwd: checks, weight packing,
-// work split over at::parallel_for, and the choice of instruction-set build.
+// CPU passes of mkcc::kan_conv1d_fwd / mkcc::kan_conv1d_bwd (entry points in host.h): weight
+// packing, work split over at::parallel_for, and the choice of instruction-set build.
 #include <algorithm>
 #include <cstring>
 #include <memory>
@@ -24,12 +24,6 @@ constexpr int64_t kMaxTimeTile = 128;
 constexpr int64_t kMinTimeTile = 16;
 // Output positions per forward work item when it blocks several batch elements (short outputs).
 constexpr int64_t kMaxBatchPositions = 128;
-
-void check_cpu_dtype(const at::Tensor& x) {
-  TORCH_CHECK_TYPE(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
-                   "x: backend 'cpu' supports float32 and float64, got ", x.scalar_type(),
-                   " (use backend='reference' for other dtypes)");
-}
 
 // Calls `function` of the instruction-set build that current_isa() picked (the one place that
 // switches on it).
@@ -67,6 +61,37 @@ void run_transpose(const T* src, int64_t src_stride, int64_t rows, int64_t cols,
 
 #undef MKCC_CPU_CALL
 
+// count runs of `run` values, src_step and dst_step apart.
+template <typename scalar_t>
+void copy_runs(const scalar_t* src, int64_t src_step, scalar_t* dst, int64_t dst_step,
+               int64_t count, int64_t run) {
+  for (int64_t i = 0; i < count; ++i) {
+    memcpy(dst + i * dst_step, src + i * src_step, sizeof(scalar_t) * run);
+  }
+}
+
+// fn(item, first, local_base, local_spline) for every (group, input channel) item, in parallel:
+// `first` is where the item's values for output channel 0 start in a [C_out, Cg, k] tensor (times
+// S in the [C_out, Cg, k, S] one; the next output channel's are Cg * k values on), and the
+// thread's local buffers hold [C_out / groups][k] and [C_out / groups][k][S] values, contents
+// left from the previous item (every value is set before it is read).
+template <typename scalar_t, typename Fn>
+void for_each_input_channel(const KanConv1dParams& p, const Fn& fn) {
+  const int64_t k = p.kernel_size;
+  const int64_t S = p.grid_size + p.spline_order;
+  const int64_t cog = p.out_per_group;
+  const int64_t cg = p.in_per_group;
+  at::parallel_for(0, p.groups * cg, 1, [&](int64_t begin, int64_t end) {
+    std::unique_ptr<scalar_t[]> local_base(new scalar_t[cog * k]);
+    std::unique_ptr<scalar_t[]> local_spline(new scalar_t[cog * k * S]);
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t g = item / cg;
+      const int64_t c = item % cg;
+      fn(item, (g * cog * cg + c) * k, local_base.get(), local_spline.get());
+    }
+  });
+}
+
 // Weights packed for the kernels, written by a loop over (group, input channel) items, each of
 // which fills its channel's block of k * num_rows * out_stride values (padded lanes included)
 // once. An item first copies its channel's values into local [C_out / groups][k] and
@@ -97,45 +122,36 @@ at::Tensor pack_weights_cpu(const at::Tensor& base_weight, const at::Tensor& spl
     const scalar_t* b = base.const_data_ptr<scalar_t>();
     const scalar_t* w = spline.const_data_ptr<scalar_t>();
     scalar_t* out = packed.mutable_data_ptr<scalar_t>();
-    at::parallel_for(0, p.groups * cg, 1, [&](int64_t begin, int64_t end) {
-      // every value set below before it is read
-      std::unique_ptr<scalar_t[]> local_base(new scalar_t[cog * k]);
-      std::unique_ptr<scalar_t[]> local_spline(new scalar_t[cog * k * S]);
-      for (int64_t item = begin; item < end; ++item) {
-        const int64_t g = item / cg;
-        const int64_t c = item % cg;
-        for (int64_t o = 0; o < cog; ++o) {
-          const int64_t src = ((g * cog + o) * cg + c) * k;
-          memcpy(local_base.get() + o * k, b + src, sizeof(scalar_t) * k);
-          memcpy(local_spline.get() + o * k * S, w + src * S, sizeof(scalar_t) * k * S);
-        }
-        scalar_t* block = out + item * k * rows * os;
-        // Column blocks: one of all out_stride columns, or the input gradient's blocks.
-        for (int64_t c0 = 0; c0 < os;) {
-          const int64_t width = input_grad ? input_grad_block_vectors(c0, os, lanes) * lanes : os;
-          const int64_t c1 = std::min(cog, c0 + width);  // real columns [c0, c1)
-          for (int64_t j = 0; j < k; ++j) {
-            const scalar_t* tap_base = local_base.get() + j;           // + o * k
-            const scalar_t* tap_spline = local_spline.get() + j * S;   // + o * k * S
-            scalar_t* tap = block + c0 * k * rows + j * rows * width - c0;  // column o at o
-            for (int64_t row = 0; row < rows; ++row) {
-              scalar_t* dst = tap + row * width;
-              const int64_t i = row - 1;  // spline value (or difference) i
-              if (row == 0) {
-                for (int64_t o = c0; o < c1; ++o) dst[o] = tap_base[o * k];
-              } else if (!input_grad) {
-                for (int64_t o = c0; o < c1; ++o) dst[o] = tap_spline[o * k * S + i];
-              } else {  // value i minus value i - 1 (absent ones are zero)
-                for (int64_t o = c0; o < c1; ++o) {
-                  const scalar_t* v = tap_spline + o * k * S;
-                  dst[o] = (i < S ? v[i] : scalar_t(0)) - (i > 0 ? v[i - 1] : scalar_t(0));
-                }
+    for_each_input_channel<scalar_t>(p, [&](int64_t item, int64_t first, scalar_t* local_base,
+                                            scalar_t* local_spline) {
+      copy_runs(b + first, cg * k, local_base, k, cog, k);
+      copy_runs(w + first * S, cg * k * S, local_spline, k * S, cog, k * S);
+      scalar_t* block = out + item * k * rows * os;
+      // Column blocks: one of all out_stride columns, or the input gradient's blocks.
+      for (int64_t c0 = 0; c0 < os;) {
+        const int64_t width = input_grad ? input_grad_block_vectors(c0, os, lanes) * lanes : os;
+        const int64_t c1 = std::min(cog, c0 + width);  // real columns [c0, c1)
+        for (int64_t j = 0; j < k; ++j) {
+          const scalar_t* tap_base = local_base + j;           // + o * k
+          const scalar_t* tap_spline = local_spline + j * S;   // + o * k * S
+          scalar_t* tap = block + c0 * k * rows + j * rows * width - c0;  // column o at o
+          for (int64_t row = 0; row < rows; ++row) {
+            scalar_t* dst = tap + row * width;
+            const int64_t i = row - 1;  // spline value (or difference) i
+            if (row == 0) {
+              for (int64_t o = c0; o < c1; ++o) dst[o] = tap_base[o * k];
+            } else if (!input_grad) {
+              for (int64_t o = c0; o < c1; ++o) dst[o] = tap_spline[o * k * S + i];
+            } else {  // value i minus value i - 1 (absent ones are zero)
+              for (int64_t o = c0; o < c1; ++o) {
+                const scalar_t* v = tap_spline + o * k * S;
+                dst[o] = (i < S ? v[i] : scalar_t(0)) - (i > 0 ? v[i - 1] : scalar_t(0));
               }
-              for (int64_t o = std::max(c0, c1); o < c0 + width; ++o) dst[o] = scalar_t(0);
             }
+            for (int64_t o = std::max(c0, c1); o < c0 + width; ++o) dst[o] = scalar_t(0);
           }
-          c0 += width;
         }
+        c0 += width;
       }
     });
   });
@@ -162,32 +178,23 @@ void unpack_weight_grad_cpu(const at::Tensor& packed_grad, int64_t chunks,
   const scalar_t* packed = packed_grad.const_data_ptr<scalar_t>();
   scalar_t* gb = grad_base.mutable_data_ptr<scalar_t>();
   scalar_t* gs = grad_spline.mutable_data_ptr<scalar_t>();
-  at::parallel_for(0, p.groups * cg, 1, [&](int64_t begin, int64_t end) {
-    // every value set below before it is read
-    std::unique_ptr<scalar_t[]> local_base(new scalar_t[cog * k]);
-    std::unique_ptr<scalar_t[]> local_spline(new scalar_t[cog * k * S]);
-    for (int64_t item = begin; item < end; ++item) {
-      const int64_t g = item / cg;
-      const int64_t c = item % cg;
-      const scalar_t* src = packed + item * block;
-      for (int64_t j = 0; j < k; ++j) {
-        for (int64_t row = 0; row < rows; ++row) {
-          const scalar_t* sums = src + (j * rows + row) * os;
-          scalar_t* dst = row == 0 ? local_base.get() + j : local_spline.get() + j * S + row - 1;
-          const int64_t dst_step = row == 0 ? k : k * S;
-          for (int64_t o = 0; o < cog; ++o) {
-            scalar_t sum = sums[o];
-            for (int64_t chunk = 1; chunk < chunks; ++chunk) sum += sums[chunk * chunk_stride + o];
-            dst[o * dst_step] = sum;
-          }
+  for_each_input_channel<scalar_t>(p, [&](int64_t item, int64_t first, scalar_t* local_base,
+                                          scalar_t* local_spline) {
+    const scalar_t* src = packed + item * block;
+    for (int64_t j = 0; j < k; ++j) {
+      for (int64_t row = 0; row < rows; ++row) {
+        const scalar_t* sums = src + (j * rows + row) * os;
+        scalar_t* dst = row == 0 ? local_base + j : local_spline + j * S + row - 1;
+        const int64_t dst_step = row == 0 ? k : k * S;
+        for (int64_t o = 0; o < cog; ++o) {
+          scalar_t sum = sums[o];
+          for (int64_t chunk = 1; chunk < chunks; ++chunk) sum += sums[chunk * chunk_stride + o];
+          dst[o * dst_step] = sum;
         }
       }
-      for (int64_t o = 0; o < cog; ++o) {
-        const int64_t dst = ((g * cog + o) * cg + c) * k;
-        memcpy(gb + dst, local_base.get() + o * k, sizeof(scalar_t) * k);
-        memcpy(gs + dst * S, local_spline.get() + o * k * S, sizeof(scalar_t) * k * S);
-      }
     }
+    copy_runs(local_base, k, gb + first, cg * k, cog, k);
+    copy_runs(local_spline, k * S, gs + first * S, cg * k * S, cog, k * S);
   });
 }
 
@@ -238,149 +245,131 @@ at::Tensor transpose_grad_out_cpu(const at::Tensor& grad_out, const KanConv1dPar
 }
 
 // 64-byte aligned per-thread scratch (CPU allocations of ATen are 64-byte aligned).
-at::Tensor scratch_buffer(int64_t bytes) { return at::empty({std::max<int64_t>(bytes, 64)}, at::kByte); }
-
-at::Tensor kan_conv1d_fwd_cpu(const at::Tensor& x, const at::Tensor& base_weight,
-                              const at::Tensor& spline_weight, int64_t stride, int64_t pad_left,
-                              int64_t pad_right, int64_t dilation, int64_t groups,
-                              int64_t spline_order, double grid_lo, double grid_hi) {
-  const KanConv1dParams p = make_params(x, base_weight, spline_weight, stride, pad_left,
-                                        pad_right, dilation, groups, spline_order, grid_lo,
-                                        grid_hi);
-  check_cpu_dtype(x);
-  auto out = new_output({p.batch, p.out_channels, p.out_length}, x.options());
-  if (out.numel() == 0) return out;
-
-  const auto x_contig = x.contiguous();
-  const PackedLayout layout = cpu_packed_layout(p);
-  const auto packed = pack_weights_cpu(base_weight, spline_weight, p, layout, x.scalar_type());
-  const auto knots = make_knots(p, grid_lo, grid_hi, x.options());
-
-  const int64_t threads = at::get_num_threads();
-  int64_t time_tile = std::min(p.out_length, kMaxTimeTile);
-  while (time_tile > kMinTimeTile &&
-         p.batch * p.groups * ((p.out_length + time_tile - 1) / time_tile) < 4 * threads) {
-    time_tile /= 2;
-  }
-  time_tile = time_block_for_window(p, time_tile);  // long strides: a bounded window
-  const int64_t num_tiles = (p.out_length + time_tile - 1) / time_tile;
-  // Short outputs: several batch elements per item, so that each input channel's weights are
-  // read once for up to kMaxBatchPositions positions (while every thread still gets 2 items;
-  // measured in bench/NOTES.md: 8 elements of 15 positions 1.08x faster than 4).
-  int64_t batch_block = 1;
-  if (num_tiles == 1) {
-    batch_block = std::max<int64_t>(1, kMaxBatchPositions / time_tile);
-    while (batch_block > 1 &&
-           (p.groups * ((p.batch + batch_block - 1) / batch_block) < 2 * threads ||
-            batch_block * forward_window(p, time_tile) > kMaxWindow)) {
-      batch_block /= 2;
-    }
-  }
-  const int64_t num_batch_blocks = (p.batch + batch_block - 1) / batch_block;
-
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "kan_conv1d_fwd_cpu", [&] {
-    ForwardArgs<scalar_t> a{p,
-                            layout,
-                            x_contig.const_data_ptr<scalar_t>(),
-                            knots.const_data_ptr<scalar_t>(),
-                            packed.const_data_ptr<scalar_t>(),
-                            out.mutable_data_ptr<scalar_t>(),
-                            time_tile,
-                            num_tiles,
-                            batch_block,
-                            num_batch_blocks};
-    const int64_t bytes =
-        forward_scratch(p, layout, time_tile, batch_block, sizeof(scalar_t)).bytes;
-    at::parallel_for(0, num_batch_blocks * p.groups * num_tiles, 1, [&](int64_t begin,
-                                                                      int64_t end) {
-      auto scratch = scratch_buffer(bytes);
-      run_forward(a, begin, end, scratch.mutable_data_ptr());
-    });
-  });
-  return out;
+at::Tensor scratch_buffer(int64_t bytes) {
+  return at::empty({std::max<int64_t>(bytes, 64)}, at::kByte);
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_conv1d_bwd_cpu(
-    const at::Tensor& grad_out, const at::Tensor& x, const at::Tensor& base_weight,
-    const at::Tensor& spline_weight, int64_t stride, int64_t pad_left, int64_t pad_right,
-    int64_t dilation, int64_t groups, int64_t spline_order, double grid_lo, double grid_hi,
-    bool input_grad, bool weight_grad) {
-  const KanConv1dParams p = make_params(x, base_weight, spline_weight, stride, pad_left,
-                                        pad_right, dilation, groups, spline_order, grid_lo,
-                                        grid_hi);
-  check_cpu_dtype(x);
-  check_grad_out(grad_out, x, p);
+// The CPU passes behind the ops' entry points (host.h).
+struct CpuBackend {
+  using Guard = NoGuard;
 
-  at::Tensor grad_x, grad_base, grad_spline;
-  std::tie(grad_x, grad_base, grad_spline) =
-      new_grad_outputs(x, base_weight, spline_weight, p, input_grad, weight_grad);
-  if (p.batch == 0 || (!input_grad && !weight_grad)) return {grad_x, grad_base, grad_spline};
+  static void check_inputs(const at::Tensor& x) {
+    TORCH_CHECK_TYPE(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
+                     "x: backend 'cpu' supports float32 and float64, got ", x.scalar_type(),
+                     " (use backend='reference' for other dtypes)");
+  }
 
-  const auto x_contig = x.contiguous();
-  const PackedLayout layout = cpu_packed_layout(p);
-  const auto knots = make_knots(p, grid_lo, grid_hi, x.options());
-  const auto grad_out_t = AT_DISPATCH_FLOATING_TYPES(
-      x.scalar_type(), "transpose_grad_out_cpu",
-      [&] { return transpose_grad_out_cpu<scalar_t>(grad_out, p, layout); });
-  const int64_t threads = at::get_num_threads();
+  static void forward(const at::Tensor& x, const at::Tensor& base_weight,
+                      const at::Tensor& spline_weight, const KanConv1dParams& p, double grid_lo,
+                      double grid_hi, at::Tensor& out) {
+    const PackedLayout layout = cpu_packed_layout(p);
+    const auto packed = pack_weights_cpu(base_weight, spline_weight, p, layout, x.scalar_type());
+    const auto knots = make_knots(p, grid_lo, grid_hi, x.options());
 
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "kan_conv1d_bwd_cpu", [&] {
-    if (input_grad) {
-      const PackedLayout dx_layout = cpu_input_grad_layout(p);
-      const auto packed = pack_weights_cpu(base_weight, spline_weight, p, dx_layout,
-                                           x.scalar_type(), /*input_grad=*/true);
-      InputGradArgs<scalar_t> a{p,
-                                dx_layout,
-                                x_contig.const_data_ptr<scalar_t>(),
-                                knots.const_data_ptr<scalar_t>(),
-                                packed.const_data_ptr<scalar_t>(),
-                                grad_out_t.const_data_ptr<scalar_t>(),
-                                grad_x.mutable_data_ptr<scalar_t>()};
-      const int64_t bytes = input_grad_scratch(p, sizeof(scalar_t)).bytes;
-      at::parallel_for(0, p.batch * p.in_channels, 1, [&](int64_t begin, int64_t end) {
-        auto scratch = scratch_buffer(bytes);
-        run_input_grad(a, begin, end, scratch.mutable_data_ptr());
-      });
+    const int64_t threads = at::get_num_threads();
+    int64_t time_tile = std::min(p.out_length, kMaxTimeTile);
+    while (time_tile > kMinTimeTile &&
+           p.batch * p.groups * ((p.out_length + time_tile - 1) / time_tile) < 4 * threads) {
+      time_tile /= 2;
     }
-    if (weight_grad) {
-      // Each item owns one input channel of one batch chunk, so no two threads write the same
-      // gradient entry; chunks (fixed by the thread count) are summed in order afterwards.
-      const int64_t chunks =
-          p.in_channels >= 2 * threads
-              ? 1
-              : std::min(p.batch, (2 * threads + p.in_channels - 1) / p.in_channels);
-      // Not zero-filled here: each work item zeroes the block it owns (while it is cache-hot).
-      auto packed_grad = workspace_tensor(WorkspaceSlot::weight_grad_sums,
-                                          {chunks, p.groups, p.in_per_group, p.kernel_size,
-                                           layout.num_rows, layout.out_stride},
-                                          x.scalar_type());
-      WeightGradArgs<scalar_t> a{p,
-                                 layout,
-                                 x_contig.const_data_ptr<scalar_t>(),
-                                 knots.const_data_ptr<scalar_t>(),
-                                 grad_out_t.const_data_ptr<scalar_t>(),
-                                 packed_grad.mutable_data_ptr<scalar_t>(),
-                                 chunks};
+    time_tile = time_block_for_window(p, time_tile);  // long strides: a bounded window
+    const int64_t num_tiles = (p.out_length + time_tile - 1) / time_tile;
+    // Short outputs: several batch elements per item, so that each input channel's weights are
+    // read once for up to kMaxBatchPositions positions (while every thread still gets 2 items;
+    // measured in bench/NOTES.md: 8 elements of 15 positions 1.08x faster than 4).
+    int64_t batch_block = 1;
+    if (num_tiles == 1) {
+      batch_block = std::max<int64_t>(1, kMaxBatchPositions / time_tile);
+      while (batch_block > 1 &&
+             (p.groups * ((p.batch + batch_block - 1) / batch_block) < 2 * threads ||
+              batch_block * forward_window(p, time_tile) > kMaxWindow)) {
+        batch_block /= 2;
+      }
+    }
+    const int64_t num_batch_blocks = (p.batch + batch_block - 1) / batch_block;
+
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "kan_conv1d_fwd_cpu", [&] {
+      ForwardArgs<scalar_t> a{pass_inputs<scalar_t, scalar_t>(p, layout, x, knots),
+                              packed.const_data_ptr<scalar_t>(),
+                              out.mutable_data_ptr<scalar_t>(),
+                              time_tile,
+                              num_tiles,
+                              batch_block,
+                              num_batch_blocks};
       const int64_t bytes =
-          weight_grad_scratch(p, layout.out_stride * static_cast<int64_t>(sizeof(scalar_t)),
-                              sizeof(scalar_t))
-              .bytes;
-      at::parallel_for(0, chunks * p.in_channels, 1, [&](int64_t begin, int64_t end) {
-        auto scratch = scratch_buffer(bytes);
-        run_weight_grad(a, begin, end, scratch.mutable_data_ptr());
-      });
-      unpack_weight_grad_cpu<scalar_t>(packed_grad, chunks, p, layout, grad_base, grad_spline);
-    }
-  });
-  return {grad_x, grad_base, grad_spline};
-}
+          forward_scratch(p, layout, time_tile, batch_block, sizeof(scalar_t)).bytes;
+      at::parallel_for(0, num_batch_blocks * p.groups * num_tiles, 1,
+                       [&](int64_t begin, int64_t end) {
+                         auto scratch = scratch_buffer(bytes);
+                         run_forward(a, begin, end, scratch.mutable_data_ptr());
+                       });
+    });
+  }
+
+  static void backward(const at::Tensor& grad_out, const at::Tensor& x,
+                       const at::Tensor& base_weight, const at::Tensor& spline_weight,
+                       const KanConv1dParams& p, double grid_lo, double grid_hi,
+                       bool input_grad, bool weight_grad, at::Tensor& grad_x,
+                       at::Tensor& grad_base, at::Tensor& grad_spline) {
+    const PackedLayout layout = cpu_packed_layout(p);
+    const auto knots = make_knots(p, grid_lo, grid_hi, x.options());
+    const auto grad_out_t = AT_DISPATCH_FLOATING_TYPES(
+        x.scalar_type(), "transpose_grad_out_cpu",
+        [&] { return transpose_grad_out_cpu<scalar_t>(grad_out, p, layout); });
+    const int64_t threads = at::get_num_threads();
+
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "kan_conv1d_bwd_cpu", [&] {
+      if (input_grad) {
+        const PackedLayout dx_layout = cpu_input_grad_layout(p);
+        const auto packed = pack_weights_cpu(base_weight, spline_weight, p, dx_layout,
+                                             x.scalar_type(), /*input_grad=*/true);
+        InputGradArgs<scalar_t> a{
+            backward_inputs<scalar_t, scalar_t>(p, dx_layout, x, knots, grad_out_t),
+            packed.const_data_ptr<scalar_t>(), grad_x.mutable_data_ptr<scalar_t>()};
+        const int64_t bytes = input_grad_scratch(p, sizeof(scalar_t)).bytes;
+        at::parallel_for(0, p.batch * p.in_channels, 1, [&](int64_t begin, int64_t end) {
+          auto scratch = scratch_buffer(bytes);
+          run_input_grad(a, begin, end, scratch.mutable_data_ptr());
+        });
+      }
+      if (weight_grad) {
+        // Each item owns one input channel of one batch chunk, so no two threads write the
+        // same gradient entry; chunks (fixed by the thread count) are summed in order
+        // afterwards.
+        const int64_t chunks =
+            p.in_channels >= 2 * threads
+                ? 1
+                : std::min(p.batch, (2 * threads + p.in_channels - 1) / p.in_channels);
+        // Not zero-filled here: each work item zeroes the block it owns (while it is
+        // cache-hot).
+        auto packed_grad = workspace_tensor(WorkspaceSlot::weight_grad_sums,
+                                            {chunks, p.groups, p.in_per_group, p.kernel_size,
+                                             layout.num_rows, layout.out_stride},
+                                            x.scalar_type());
+        WeightGradArgs<scalar_t> a{
+            backward_inputs<scalar_t, scalar_t>(p, layout, x, knots, grad_out_t),
+            packed_grad.mutable_data_ptr<scalar_t>(), chunks};
+        const int64_t bytes =
+            weight_grad_scratch(p, layout.out_stride * static_cast<int64_t>(sizeof(scalar_t)),
+                                sizeof(scalar_t))
+                .bytes;
+        at::parallel_for(0, chunks * p.in_channels, 1, [&](int64_t begin, int64_t end) {
+          auto scratch = scratch_buffer(bytes);
+          run_weight_grad(a, begin, end, scratch.mutable_data_ptr());
+        });
+        unpack_weight_grad_cpu<scalar_t>(packed_grad, chunks, p, layout, grad_base,
+                                         grad_spline);
+      }
+    });
+  }
+};
 
 }  // namespace
 }  // namespace cpu
 
 TORCH_LIBRARY_IMPL(mkcc, CPU, m) {
-  m.impl("kan_conv1d_fwd", &cpu::kan_conv1d_fwd_cpu);
-  m.impl("kan_conv1d_bwd", &cpu::kan_conv1d_bwd_cpu);
+  m.impl("kan_conv1d_fwd", &kan_conv1d_fwd<cpu::CpuBackend>);
+  m.impl("kan_conv1d_bwd", &kan_conv1d_bwd<cpu::CpuBackend>);
 }
 
 }  // namespace mkcc

@@ -14,11 +14,14 @@ namespace cpu {
 // Vector width the packed output-channel axis is padded to (one 64-byte line of fp32).
 constexpr int64_t kChannelAlign = 16;
 
-// The CPU kernels' packed weights: [groups][in_per_group][k][1 + G + K][out_stride], row 0 the
-// base weight, row 1 + i spline function i. Unlike the CUDA layout (PackedLayout's 1 + G + 3K
-// rows) there are no zero rows for the functions that do not exist near the ends of the grid:
-// the kernels clamp the first row and move the basis values with it (clamp_to_rows), which
-// keeps each tap's weights 40 % smaller (G = 5, K = 3) for L1 and for the packing.
+// The CPU backend's packed weights, one layout for the forward and the weight gradient (the
+// input gradient's below is derived from it; kan_conv1d_cpu.cpp's pack_weights_cpu writes both
+// and unpack_weight_grad_cpu reads the weight gradient back):
+// [groups][in_per_group][k][1 + G + K][out_stride], row 0 the base weight, row 1 + i spline
+// function i. Unlike the CUDA layout (cuda_packed_layout's 1 + G + 3K rows) there are no zero
+// rows for the functions that do not exist near the ends of the grid: the kernels clamp the
+// first row and move the basis values with it (clamp_to_rows), which keeps each tap's weights
+// 40 % smaller (G = 5, K = 3) for L1 and for the packing.
 inline PackedLayout cpu_packed_layout(const KanConv1dParams& p) {
   PackedLayout layout;
   layout.num_rows = 1 + p.grid_size + p.spline_order;
@@ -52,12 +55,9 @@ static inline int64_t input_grad_block_vectors(int64_t o0, int64_t out_stride, i
   return 1;
 }
 
+// The passes' arguments (PassInputs, BackwardInputs: mkcc/params.h), in x's dtype T.
 template <typename T>
-struct ForwardArgs {
-  KanConv1dParams p;
-  PackedLayout layout;
-  const T* x;              // [B, C_in, T]
-  const T* knots;          // [G + 2K + 1]
+struct ForwardArgs : PassInputs<T, T> {
   const T* packed_weight;  // [C_in][k][num_rows][out_stride] (cpu_packed_layout)
   T* out;                  // [B, C_out, T_out]
   int64_t time_tile;       // output positions per work item
@@ -67,24 +67,14 @@ struct ForwardArgs {
 };
 
 template <typename T>
-struct InputGradArgs {
-  KanConv1dParams p;
-  PackedLayout layout;
-  const T* x;              // [B, C_in, T]
-  const T* knots;
+struct InputGradArgs : BackwardInputs<T, T> {
   // [C_in][column blocks][k][num_rows][block columns] (cpu_input_grad_layout)
   const T* packed_weight;
-  const T* grad_out_t;     // [B][groups][T_out][out_stride]
   T* grad_x;               // [B, C_in, T]
 };
 
 template <typename T>
-struct WeightGradArgs {
-  KanConv1dParams p;
-  PackedLayout layout;
-  const T* x;
-  const T* knots;
-  const T* grad_out_t;     // [B][groups][T_out][out_stride]
+struct WeightGradArgs : BackwardInputs<T, T> {
   T* packed_grad;          // [num_batch_chunks][C_in][k][num_rows][out_stride], set by the items
   int64_t num_batch_chunks;
 };

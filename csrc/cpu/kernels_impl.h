@@ -56,17 +56,19 @@ namespace {
 
 }  // namespace
 
+// A pass's entry points (kernels.h) for float and double: impl<T, K> with the spline order as
+// a compile-time constant.
+#define MKCC_CPU_PASS_ENTRY(T, function, Args, impl)                                  \
+  void function(const Args<T>& a, int64_t begin, int64_t end, void* scratch) {        \
+    with_spline_order(a.p.spline_order,                                               \
+                      [&](auto k) { impl<T, decltype(k)::value>(a, begin, end, scratch); }); \
+  }
+#define MKCC_CPU_PASS_ENTRIES(function, Args, impl) \
+  MKCC_CPU_PASS_ENTRY(float, function, Args, impl)  \
+  MKCC_CPU_PASS_ENTRY(double, function, Args, impl)
+
 #if defined(MKCC_CPU_PASS_FORWARD)
-void forward(const ForwardArgs<float>& a, int64_t begin, int64_t end, void* scratch) {
-  with_spline_order(a.p.spline_order, [&](auto k) {
-    forward_impl<float, decltype(k)::value>(a, begin, end, scratch);
-  });
-}
-void forward(const ForwardArgs<double>& a, int64_t begin, int64_t end, void* scratch) {
-  with_spline_order(a.p.spline_order, [&](auto k) {
-    forward_impl<double, decltype(k)::value>(a, begin, end, scratch);
-  });
-}
+MKCC_CPU_PASS_ENTRIES(forward, ForwardArgs, forward_impl)
 void transpose(const float* src, int64_t src_stride, int64_t rows, int64_t cols, float* dst,
                int64_t dst_stride) {
   transpose_rows(src, src_stride, rows, cols, dst, dst_stride);
@@ -76,28 +78,13 @@ void transpose(const double* src, int64_t src_stride, int64_t rows, int64_t cols
   transpose_rows(src, src_stride, rows, cols, dst, dst_stride);
 }
 #elif defined(MKCC_CPU_PASS_INPUT_GRAD)
-void input_grad(const InputGradArgs<float>& a, int64_t begin, int64_t end, void* scratch) {
-  with_spline_order(a.p.spline_order, [&](auto k) {
-    input_grad_impl<float, decltype(k)::value>(a, begin, end, scratch);
-  });
-}
-void input_grad(const InputGradArgs<double>& a, int64_t begin, int64_t end, void* scratch) {
-  with_spline_order(a.p.spline_order, [&](auto k) {
-    input_grad_impl<double, decltype(k)::value>(a, begin, end, scratch);
-  });
-}
+MKCC_CPU_PASS_ENTRIES(input_grad, InputGradArgs, input_grad_impl)
 #else
-void weight_grad(const WeightGradArgs<float>& a, int64_t begin, int64_t end, void* scratch) {
-  with_spline_order(a.p.spline_order, [&](auto k) {
-    weight_grad_impl<float, decltype(k)::value>(a, begin, end, scratch);
-  });
-}
-void weight_grad(const WeightGradArgs<double>& a, int64_t begin, int64_t end, void* scratch) {
-  with_spline_order(a.p.spline_order, [&](auto k) {
-    weight_grad_impl<double, decltype(k)::value>(a, begin, end, scratch);
-  });
-}
+MKCC_CPU_PASS_ENTRIES(weight_grad, WeightGradArgs, weight_grad_impl)
 #endif
+
+#undef MKCC_CPU_PASS_ENTRIES
+#undef MKCC_CPU_PASS_ENTRY
 
 }  // namespace MKCC_CPU_ISA
 }  // namespace cpu

@@ -17,8 +17,8 @@ namespace mkcc {
 namespace cuda {
 namespace {
 
-// The CUDA kernels vectorize nothing over output channels; any padding works. 16 keeps the
-// packed layout identical to the CPU one.
+// The CUDA kernels vectorize nothing over output channels; any padding works (16: whole
+// 64-byte lines of fp32).
 constexpr int64_t kChannelAlign = 16;
 
 // float32, float16 and bfloat16 only (the kernels are instantiated for these).
@@ -44,6 +44,53 @@ void check_cuda_inputs(const at::Tensor& x) {
 void check_grid_size(int64_t blocks, const char* what) {
   TORCH_CHECK_VALUE(blocks <= std::numeric_limits<int32_t>::max(), "x: too large for the ", what,
                     " kernel's grid (", blocks, " blocks)");
+}
+
+// Weights in cuda_packed_layout, fp32: [groups][in_per_group][k][num_rows][out_stride].
+at::Tensor pack_weights(const at::Tensor& base_weight, const at::Tensor& spline_weight,
+                        const KanConv1dParams& p, const PackedLayout& layout,
+                        at::ScalarType dtype) {
+  const int64_t spline_count = p.grid_size + p.spline_order;
+  auto packed = at::zeros(
+      {p.groups, p.in_per_group, p.kernel_size, layout.num_rows, layout.out_stride},
+      base_weight.options().dtype(dtype));
+  auto channels = packed.narrow(4, 0, p.out_per_group);
+  channels.select(3, 0).copy_(
+      base_weight.reshape({p.groups, p.out_per_group, p.in_per_group, p.kernel_size})
+          .permute({0, 2, 3, 1}));
+  channels.narrow(3, 1 + p.spline_order, spline_count)
+      .copy_(spline_weight
+                 .reshape({p.groups, p.out_per_group, p.in_per_group, p.kernel_size,
+                           spline_count})
+                 .permute({0, 2, 3, 4, 1}));
+  return packed;
+}
+
+// grad_out as [B][groups][T_out][out_stride] in `dtype`, output channels innermost, zero padded.
+at::Tensor transpose_grad_out(const at::Tensor& grad_out, const KanConv1dParams& p,
+                              const PackedLayout& layout, at::ScalarType dtype) {
+  auto out = at::zeros({p.batch, p.groups, p.out_length, layout.out_stride},
+                       grad_out.options().dtype(dtype));
+  out.narrow(3, 0, p.out_per_group)
+      .copy_(grad_out.reshape({p.batch, p.groups, p.out_per_group, p.out_length})
+                 .transpose(2, 3));
+  return out;
+}
+
+// The weight gradients from a sum in cuda_packed_layout (row 0 the base weight, row
+// first_spline_row + i spline function i) into grad_base [C_out, Cg, k] and grad_spline
+// [C_out, Cg, k, G + K].
+void unpack_weight_grad(const at::Tensor& packed_grad, const KanConv1dParams& p,
+                        int64_t first_spline_row, at::Tensor& grad_base, at::Tensor& grad_spline) {
+  // [groups, Cg, k, rows, Cog] -> [groups, Cog, Cg, k(, G+K)]
+  const auto total =
+      packed_grad.reshape({p.groups, p.in_per_group, p.kernel_size, packed_grad.size(-2),
+                           packed_grad.size(-1)})
+          .narrow(4, 0, p.out_per_group);
+  grad_base.copy_(total.select(3, 0).permute({0, 3, 1, 2}).reshape(grad_base.sizes()));
+  grad_spline.copy_(total.narrow(3, first_spline_row, p.grid_size + p.spline_order)
+                        .permute({0, 4, 1, 2, 3})
+                        .reshape(grad_spline.sizes()));
 }
 
 // Whether the forward runs on tensor cores: fp16/bf16 inputs, sm_80 or newer, the block's shared
@@ -79,130 +126,99 @@ at::Tensor pack_weights_mma(const at::Tensor& base_weight, const at::Tensor& spl
       .contiguous();
 }
 
-at::Tensor kan_conv1d_fwd_cuda(const at::Tensor& x, const at::Tensor& base_weight,
-                               const at::Tensor& spline_weight, int64_t stride, int64_t pad_left,
-                               int64_t pad_right, int64_t dilation, int64_t groups,
-                               int64_t spline_order, double grid_lo, double grid_hi) {
-  const KanConv1dParams p = make_params(x, base_weight, spline_weight, stride, pad_left,
-                                        pad_right, dilation, groups, spline_order, grid_lo,
-                                        grid_hi);
-  check_cuda_inputs(x);
-  const c10::cuda::CUDAGuard guard(x.device());
-  auto out = new_output({p.batch, p.out_channels, p.out_length}, x.options());
-  if (out.numel() == 0) return out;
+// The CUDA passes behind the ops' entry points (host.h).
+struct CudaBackend {
+  using Guard = c10::cuda::CUDAGuard;
 
-  const auto x_contig = x.contiguous();
-  const auto knots = make_knots(p, grid_lo, grid_hi, x.options().dtype(at::kFloat));
-  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
-  const MmaLayout mma = mma_layout(p);
-  if (forward_uses_tensor_cores(x, mma)) {
-    check_grid_size(p.batch * p.groups * ((p.out_length + kMmaTimeTile - 1) / kMmaTimeTile),
-                    "forward");
-    TORCH_CHECK_VALUE(mma.out_padded / kMmaOutTile <= 65535,
+  static void check_inputs(const at::Tensor& x) { check_cuda_inputs(x); }
+
+  static void forward(const at::Tensor& x, const at::Tensor& base_weight,
+                      const at::Tensor& spline_weight, const KanConv1dParams& p, double grid_lo,
+                      double grid_hi, at::Tensor& out) {
+    const auto knots = make_knots(p, grid_lo, grid_hi, x.options().dtype(at::kFloat));
+    const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+    const MmaLayout mma = mma_layout(p);
+    if (forward_uses_tensor_cores(x, mma)) {
+      check_grid_size(p.batch * p.groups * ((p.out_length + kMmaTimeTile - 1) / kMmaTimeTile),
+                      "forward");
+      TORCH_CHECK_VALUE(mma.out_padded / kMmaOutTile <= 65535,
+                        "base_weight: too many output channels per group for the forward grid (",
+                        p.out_per_group, ")");
+      const auto packed = pack_weights_mma(base_weight, spline_weight, p, mma, x.scalar_type());
+      MKCC_DISPATCH_MMA_TYPES(x.scalar_type(), "kan_conv1d_fwd_cuda_mma", [&] {
+        ForwardMmaArgs<scalar_t> a{p,
+                                   mma,
+                                   x.const_data_ptr<scalar_t>(),
+                                   knots.const_data_ptr<float>(),
+                                   packed.const_data_ptr<scalar_t>(),
+                                   out.mutable_data_ptr<scalar_t>()};
+        launch_forward_mma(a, stream);
+      });
+      return;
+    }
+
+    check_grid_size(p.batch * p.groups * ((p.out_length + 31) / 32), "forward");
+    TORCH_CHECK_VALUE((p.out_per_group + kForwardChannels - 1) / kForwardChannels <= 65535,
                       "base_weight: too many output channels per group for the forward grid (",
                       p.out_per_group, ")");
-    const auto packed = pack_weights_mma(base_weight, spline_weight, p, mma, x.scalar_type());
-    MKCC_DISPATCH_MMA_TYPES(x.scalar_type(), "kan_conv1d_fwd_cuda_mma", [&] {
-      ForwardMmaArgs<scalar_t> a{p,
-                                 mma,
-                                 x_contig.const_data_ptr<scalar_t>(),
-                                 knots.const_data_ptr<float>(),
-                                 packed.const_data_ptr<scalar_t>(),
-                                 out.mutable_data_ptr<scalar_t>()};
-      launch_forward_mma(a, stream);
+    const PackedLayout layout = cuda_packed_layout(p, kChannelAlign);
+    const auto packed = pack_weights(base_weight, spline_weight, p, layout, at::kFloat);
+    MKCC_DISPATCH_CUDA_TYPES(x.scalar_type(), "kan_conv1d_fwd_cuda", [&] {
+      ForwardArgs<scalar_t> a{pass_inputs<scalar_t, float>(p, layout, x, knots),
+                              packed.const_data_ptr<float>(), out.mutable_data_ptr<scalar_t>()};
+      launch_forward(a, stream);
     });
-    return out;
   }
 
-  check_grid_size(p.batch * p.groups * ((p.out_length + 31) / 32), "forward");
-  TORCH_CHECK_VALUE((p.out_per_group + kForwardChannels - 1) / kForwardChannels <= 65535,
-                    "base_weight: too many output channels per group for the forward grid (",
-                    p.out_per_group, ")");
-  const PackedLayout layout = packed_layout(p, kChannelAlign);
-  const auto packed = pack_weights(base_weight, spline_weight, p, layout, at::kFloat);
-  MKCC_DISPATCH_CUDA_TYPES(x.scalar_type(), "kan_conv1d_fwd_cuda", [&] {
-    ForwardArgs<scalar_t> a{p,
-                            layout,
-                            x_contig.const_data_ptr<scalar_t>(),
-                            knots.const_data_ptr<float>(),
-                            packed.const_data_ptr<float>(),
-                            out.mutable_data_ptr<scalar_t>()};
-    launch_forward(a, stream);
-  });
-  return out;
-}
+  static void backward(const at::Tensor& grad_out, const at::Tensor& x,
+                       const at::Tensor& base_weight, const at::Tensor& spline_weight,
+                       const KanConv1dParams& p, double grid_lo, double grid_hi,
+                       bool input_grad, bool weight_grad, at::Tensor& grad_x,
+                       at::Tensor& grad_base, at::Tensor& grad_spline) {
+    const PackedLayout layout = cuda_packed_layout(p, kChannelAlign);
+    const auto knots = make_knots(p, grid_lo, grid_hi, x.options().dtype(at::kFloat));
+    const auto grad_out_t = transpose_grad_out(grad_out, p, layout, at::kFloat);
+    const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> kan_conv1d_bwd_cuda(
-    const at::Tensor& grad_out, const at::Tensor& x, const at::Tensor& base_weight,
-    const at::Tensor& spline_weight, int64_t stride, int64_t pad_left, int64_t pad_right,
-    int64_t dilation, int64_t groups, int64_t spline_order, double grid_lo, double grid_hi,
-    bool input_grad, bool weight_grad) {
-  const KanConv1dParams p = make_params(x, base_weight, spline_weight, stride, pad_left,
-                                        pad_right, dilation, groups, spline_order, grid_lo,
-                                        grid_hi);
-  check_cuda_inputs(x);
-  check_grad_out(grad_out, x, p);
-  const c10::cuda::CUDAGuard guard(x.device());
-
-  at::Tensor grad_x, grad_base, grad_spline;
-  std::tie(grad_x, grad_base, grad_spline) =
-      new_grad_outputs(x, base_weight, spline_weight, p, input_grad, weight_grad);
-  if (p.batch == 0 || (!input_grad && !weight_grad)) return {grad_x, grad_base, grad_spline};
-
-  const auto x_contig = x.contiguous();
-  const PackedLayout layout = packed_layout(p, kChannelAlign);
-  const auto knots = make_knots(p, grid_lo, grid_hi, x.options().dtype(at::kFloat));
-  const auto grad_out_t = transpose_grad_out(grad_out, p, layout, at::kFloat);
-  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
-
-  MKCC_DISPATCH_CUDA_TYPES(x.scalar_type(), "kan_conv1d_bwd_cuda", [&] {
-    if (input_grad) {
-      check_grid_size((p.batch * p.in_channels * p.length + 255) / 256, "input-gradient");
-      const auto packed = pack_weights(base_weight, spline_weight, p, layout, at::kFloat);
-      InputGradArgs<scalar_t> a{p,
-                                layout,
-                                x_contig.const_data_ptr<scalar_t>(),
-                                knots.const_data_ptr<float>(),
-                                packed.const_data_ptr<float>(),
-                                grad_out_t.const_data_ptr<float>(),
-                                grad_x.mutable_data_ptr<scalar_t>()};
-      launch_input_grad(a, stream);
-    }
-    if (weight_grad) {
-      // Split the (batch, time) rows so that there are about two blocks per multiprocessor,
-      // each split at least 512 rows long; the splits are summed in order (deterministic).
-      const int64_t rows = p.batch * p.out_length;
-      const int64_t blocks = weight_grad_blocks(p, layout);
-      const int64_t target =
-          2 * at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
-      const int64_t splits =
-          std::max<int64_t>(1, std::min((target + blocks - 1) / blocks, (rows + 511) / 512));
-      const int64_t rows_per_split = (rows + splits - 1) / splits;
-      check_grid_size(splits * blocks, "weight-gradient");
-      auto partial = new_output(
-          {splits, p.in_channels, p.kernel_size, layout.num_rows, layout.out_stride},
-          x.options().dtype(at::kFloat));
-      WeightGradArgs<scalar_t> a{p,
-                                 layout,
-                                 x_contig.const_data_ptr<scalar_t>(),
-                                 knots.const_data_ptr<float>(),
-                                 grad_out_t.const_data_ptr<float>(),
-                                 partial.mutable_data_ptr<float>(),
-                                 splits,
-                                 rows_per_split};
-      launch_weight_grad(a, stream);
-      unpack_weight_grad(partial.sum(0), p, 1 + p.spline_order, grad_base, grad_spline);
-    }
-  });
-  return {grad_x, grad_base, grad_spline};
-}
+    MKCC_DISPATCH_CUDA_TYPES(x.scalar_type(), "kan_conv1d_bwd_cuda", [&] {
+      if (input_grad) {
+        check_grid_size((p.batch * p.in_channels * p.length + 255) / 256, "input-gradient");
+        const auto packed = pack_weights(base_weight, spline_weight, p, layout, at::kFloat);
+        InputGradArgs<scalar_t> a{
+            backward_inputs<scalar_t, float>(p, layout, x, knots, grad_out_t),
+            packed.const_data_ptr<float>(), grad_x.mutable_data_ptr<scalar_t>()};
+        launch_input_grad(a, stream);
+      }
+      if (weight_grad) {
+        // Split the (batch, time) rows so that there are about two blocks per multiprocessor,
+        // each split at least 512 rows long; the splits are summed in order (deterministic).
+        const int64_t rows = p.batch * p.out_length;
+        const int64_t blocks = weight_grad_blocks(p, layout);
+        const int64_t target =
+            2 * at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+        const int64_t splits =
+            std::max<int64_t>(1, std::min((target + blocks - 1) / blocks, (rows + 511) / 512));
+        const int64_t rows_per_split = (rows + splits - 1) / splits;
+        check_grid_size(splits * blocks, "weight-gradient");
+        auto partial = new_output(
+            {splits, p.in_channels, p.kernel_size, layout.num_rows, layout.out_stride},
+            x.options().dtype(at::kFloat));
+        WeightGradArgs<scalar_t> a{
+            backward_inputs<scalar_t, float>(p, layout, x, knots, grad_out_t),
+            partial.mutable_data_ptr<float>(), splits, rows_per_split};
+        launch_weight_grad(a, stream);
+        unpack_weight_grad(partial.sum(0), p, 1 + p.spline_order, grad_base, grad_spline);
+      }
+    });
+  }
+};
 
 }  // namespace
 }  // namespace cuda
 
 TORCH_LIBRARY_IMPL(mkcc, CUDA, m) {
-  m.impl("kan_conv1d_fwd", &cuda::kan_conv1d_fwd_cuda);
-  m.impl("kan_conv1d_bwd", &cuda::kan_conv1d_bwd_cuda);
+  m.impl("kan_conv1d_fwd", &kan_conv1d_fwd<cuda::CudaBackend>);
+  m.impl("kan_conv1d_bwd", &kan_conv1d_bwd<cuda::CudaBackend>);
 }
 
 }  // namespace mkcc

@@ -1,7 +1,8 @@
 // Launchers of the fused CUDA kernels (defined in kan_conv1d_fwd.cu / kan_conv1d_bwd.cu, called
-// by the host entry kan_conv1d_cuda.cpp). Inputs are contiguous; weights and gradients are in
-// the packed layout of mkcc/params.h, in fp32; x, out and grad_x in the input dtype scalar_t
-// (float, c10::Half or c10::BFloat16). All arithmetic is fp32.
+// by the host entry kan_conv1d_cuda.cpp) and the CUDA backend's packed layouts. Inputs are
+// contiguous; weights and gradients are in cuda_packed_layout, in fp32 (the tensor-core forward:
+// MmaLayout, in x's dtype); x, out and grad_x in the input dtype scalar_t (float, c10::Half or
+// c10::BFloat16). All arithmetic is fp32.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -12,13 +13,24 @@
 namespace mkcc {
 namespace cuda {
 
-template <typename scalar_t>
-struct ForwardArgs {
-  KanConv1dParams p;
+// The CUDA-core kernels' packed weights (all three passes):
+// [groups][in_per_group][k][1 + G + 3K][out_stride], output channels innermost (zero-padded to
+// out_stride). Row 0 holds base_weight; row 1 + s holds spline function i = s - K for slot s in
+// 0 .. G + 3K - 1, so the K + 1 functions of knot interval m sit in rows 1 + m .. 1 + m + K
+// whatever m; slots that are not basis functions (s < K or s >= G + 2K) are zero rows. (The CPU
+// layout drops those rows and clamps instead: cpu/kernels.h.)
+inline PackedLayout cuda_packed_layout(const KanConv1dParams& p, int64_t vector_width) {
   PackedLayout layout;
-  const scalar_t* x;      // [B, C_in, T]
-  const float* knots;     // [G + 2K + 1]
-  const float* packed;    // [C_in][k][num_rows][out_stride]
+  layout.num_rows = 1 + p.grid_size + 3 * p.spline_order;
+  layout.out_stride = (p.out_per_group + vector_width - 1) / vector_width * vector_width;
+  return layout;
+}
+
+// The passes' arguments (PassInputs, BackwardInputs: mkcc/params.h), x in scalar_t, the rest
+// in fp32.
+template <typename scalar_t>
+struct ForwardArgs : PassInputs<scalar_t, float> {
+  const float* packed;    // [C_in][k][num_rows][out_stride] (cuda_packed_layout)
   scalar_t* out;          // [B, C_out, T_out]
 };
 
@@ -55,23 +67,13 @@ struct ForwardMmaArgs {
 };
 
 template <typename scalar_t>
-struct InputGradArgs {
-  KanConv1dParams p;
-  PackedLayout layout;
-  const scalar_t* x;
-  const float* knots;
-  const float* packed;
-  const float* grad_out_t;  // [B][groups][T_out][out_stride]
+struct InputGradArgs : BackwardInputs<scalar_t, float> {
+  const float* packed;      // cuda_packed_layout
   scalar_t* grad_x;         // [B, C_in, T]
 };
 
 template <typename scalar_t>
-struct WeightGradArgs {
-  KanConv1dParams p;
-  PackedLayout layout;
-  const scalar_t* x;
-  const float* knots;
-  const float* grad_out_t;  // [B][groups][T_out][out_stride]
+struct WeightGradArgs : BackwardInputs<scalar_t, float> {
   float* partial;           // [splits][C_in][k][num_rows][out_stride], every entry written
   int64_t splits;
   int64_t rows_per_split;   // of the B * T_out (batch, time) rows

@@ -1,16 +1,55 @@
-"""Small pieces shared by the op registrations."""
+"""What the op registrations share: the KANConv1d op signature (written once for the Python ops;
+``csrc/registration.cpp`` defines the C++ ops with the same text, and a test holds the two
+together), the output shapes of the fake kernels, and the outputs' allocation."""
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
 from .. import _C
 
+# The arguments after the tensors: the geometry of the taps (as resolved by ``kan_conv1d``) and
+# the spline (order, grid range).
+CONV1D_ARGUMENTS = (
+    "int stride, int pad_left, int pad_right, int dilation, int groups, int spline_order, "
+    "float grid_lo, float grid_hi"
+)
+FORWARD_SCHEMA = (
+    f"(Tensor x, Tensor base_weight, Tensor spline_weight, {CONV1D_ARGUMENTS}) -> Tensor"
+)
+# Gradients with respect to x and to both weights; one that is not asked for comes back as an
+# empty tensor of shape [0].
+BACKWARD_SCHEMA = (
+    f"(Tensor grad_out, Tensor x, Tensor base_weight, Tensor spline_weight, {CONV1D_ARGUMENTS}, "
+    "bool input_grad, bool weight_grad) -> (Tensor, Tensor, Tensor)"
+)
+
+
+class Conv1dArgs(NamedTuple):
+    """``CONV1D_ARGUMENTS`` as one value (what the planners take)."""
+
+    stride: int
+    pad_left: int
+    pad_right: int
+    dilation: int
+    groups: int
+    spline_order: int
+    grid_lo: float
+    grid_hi: float
+
 
 def out_length(length, kernel_size, stride, pad_left, pad_right, dilation):
     """T_out as ``nn.Conv1d`` computes it (works on SymInts)."""
     return (length + pad_left + pad_right - dilation * (kernel_size - 1) - 1) // stride + 1
+
+
+def forward_shape(x: Tensor, base_weight: Tensor, stride, pad_left, pad_right, dilation, *_):
+    """``[B, C_out, T_out]`` of a forward op called with these arguments."""
+    length_out = out_length(x.shape[2], base_weight.shape[2], stride, pad_left, pad_right, dilation)
+    return x.shape[0], base_weight.shape[0], length_out
 
 
 def new_output(shape, like: Tensor, dtype: torch.dtype | None = None) -> Tensor:
@@ -20,3 +59,22 @@ def new_output(shape, like: Tensor, dtype: torch.dtype | None = None) -> Tensor:
     if _C.poison_outputs():
         out.fill_(float("nan"))
     return out
+
+
+def fake_forward(x: Tensor, base_weight: Tensor, spline_weight: Tensor, *conv) -> Tensor:
+    """The fake kernel of a forward op (``FORWARD_SCHEMA``)."""
+    torch._check(x.dim() == 3, lambda: "x: expected a 3-D tensor")
+    return x.new_empty(forward_shape(x, base_weight, *conv))
+
+
+def fake_backward(grad_out, x, base_weight, spline_weight, *conv_and_flags):
+    """The fake kernel of a backward op (``BACKWARD_SCHEMA``)."""
+    input_grad, weight_grad = conv_and_flags[-2:]
+    grad_x = x.new_empty(x.shape if input_grad else (0,))
+    if not weight_grad:
+        return grad_x, x.new_empty((0,)), x.new_empty((0,))
+    return (
+        grad_x,
+        base_weight.new_empty(base_weight.shape),
+        spline_weight.new_empty(spline_weight.shape),
+    )

@@ -29,13 +29,14 @@ from torch import Tensor
 from torch.library import triton_op, wrap_triton
 from triton.runtime.interpreter import InterpretedFunction
 
+from ..checks import check_conv1d_call
 from ..triton.kan_conv1d import (
     _kan_conv1d_bwd_dw_kernel,
     _kan_conv1d_bwd_dx_kernel,
     _kan_conv1d_fwd_kernel,
 )
 from ._autograd import register
-from .common import new_output, out_length
+from .common import BACKWARD_SCHEMA, FORWARD_SCHEMA, Conv1dArgs, new_output, out_length
 
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 # The kernels' feature block: features are contracted 16 at a time (the smallest tl.dot depth
@@ -137,7 +138,10 @@ def _run(launch: Launch) -> None:
     _LAUNCHABLE[launch.kernel][launch.grid](*launch.args, **launch.constants)
 
 
-def _check(x: Tensor, base_weight: Tensor, spline_weight: Tensor) -> None:
+def _check(x: Tensor, base_weight: Tensor, spline_weight: Tensor, conv: Conv1dArgs) -> None:
+    """The op boundary: the checks of ``kan_conv1d`` (``checks.py``), then what the Triton
+    kernels add (device, dtype)."""
+    check_conv1d_call(x, base_weight, spline_weight, conv)
     if not runs_on(x.device):
         late = x.device.type == "cpu" and os.environ.get("TRITON_INTERPRET") == "1"
         raise ValueError(
@@ -145,19 +149,12 @@ def _check(x: Tensor, base_weight: Tensor, spline_weight: Tensor) -> None:
             f"set before mkcc_kernels is first imported"
             f"{'; it was set after' if late else ''}), got a {x.device.type} tensor"
         )
-    _check_shapes(x, base_weight, spline_weight)
+    check_dtype(x)
 
 
-def _check_shapes(x: Tensor, base_weight: Tensor, spline_weight: Tensor) -> None:
-    if x.dim() != 3 or x.shape[1] == 0:
-        raise ValueError(
-            f"x: expected a 3-D tensor [batch, in_channels >= 1, length], got shape "
-            f"{tuple(x.shape)}"
-        )
+def check_dtype(x: Tensor) -> None:
     if x.dtype not in SUPPORTED_DTYPES:
         raise TypeError(f"x: backend 'triton' supports float32, float16, bfloat16, got {x.dtype}")
-    if base_weight.dtype != x.dtype or spline_weight.dtype != x.dtype:
-        raise TypeError(f"base_weight, spline_weight: expected dtype {x.dtype} (that of x)")
 
 
 def ieee_fp32(dtype: torch.dtype) -> bool:
@@ -283,21 +280,11 @@ Launcher = Callable[[Launch], None]
 
 
 def plan_forward(
-    x: Tensor,
-    base_weight: Tensor,
-    spline_weight: Tensor,
-    stride: int,
-    pad_left: int,
-    pad_right: int,
-    dilation: int,
-    groups: int,
-    spline_order: int,
-    grid_lo: float,
-    grid_hi: float,
-    launch: Launcher,
+    x: Tensor, base_weight: Tensor, spline_weight: Tensor, conv: Conv1dArgs, launch: Launcher
 ) -> Tensor:
     """The forward: allocates the output, packs the weights and hands the launch to
     ``launch``."""
+    stride, pad_left, pad_right, dilation, groups, spline_order, grid_lo, grid_hi = conv
     batch, in_channels, length = x.shape
     out_channels, in_per_group, kernel_size = base_weight.shape
     basis = _basis(spline_weight, spline_order, grid_lo, grid_hi)
@@ -335,14 +322,7 @@ def plan_backward(
     x: Tensor,
     base_weight: Tensor,
     spline_weight: Tensor,
-    stride: int,
-    pad_left: int,
-    pad_right: int,
-    dilation: int,
-    groups: int,
-    spline_order: int,
-    grid_lo: float,
-    grid_hi: float,
+    conv: Conv1dArgs,
     input_grad: bool,
     weight_grad: bool,
     launch: Launcher,
@@ -350,6 +330,7 @@ def plan_backward(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """The backward: the input gradient and the weight gradients (each only when asked for),
     ``grad_out`` contiguous. ``multiprocessors`` sizes the weight gradient's row splits."""
+    stride, pad_left, _, dilation, groups, spline_order, grid_lo, grid_hi = conv
     batch, in_channels, length = x.shape
     out_channels, in_per_group, kernel_size = base_weight.shape
     out_per_group = out_channels // groups
@@ -428,53 +409,27 @@ def _multiprocessors(x: Tensor) -> int:
     return torch.cuda.get_device_properties(x.device).multi_processor_count
 
 
-@triton_op("mkcc::kan_conv1d_fwd_triton", mutates_args={})
-def kan_conv1d_fwd_triton(
-    x: Tensor,
-    base_weight: Tensor,
-    spline_weight: Tensor,
-    stride: int,
-    pad_left: int,
-    pad_right: int,
-    dilation: int,
-    groups: int,
-    spline_order: int,
-    grid_lo: float,
-    grid_hi: float,
-) -> Tensor:
-    """Same contract as ``mkcc::kan_conv1d_fwd``."""
-    _check(x, base_weight, spline_weight)
+@triton_op("mkcc::kan_conv1d_fwd_triton", mutates_args={}, schema=FORWARD_SCHEMA)
+def kan_conv1d_fwd_triton(x: Tensor, base_weight: Tensor, spline_weight: Tensor, *conv) -> Tensor:
+    """Same contract as ``mkcc::kan_conv1d_fwd`` (``common.FORWARD_SCHEMA``)."""
+    conv = Conv1dArgs(*conv)
+    _check(x, base_weight, spline_weight, conv)
     with _device_guard(x):
-        return plan_forward(
-            x, base_weight, spline_weight, stride, pad_left, pad_right, dilation, groups,
-            spline_order, grid_lo, grid_hi, _run,
-        )  # fmt: skip
+        return plan_forward(x, base_weight, spline_weight, conv, _run)
 
 
-@triton_op("mkcc::kan_conv1d_bwd_triton", mutates_args={})
+@triton_op("mkcc::kan_conv1d_bwd_triton", mutates_args={}, schema=BACKWARD_SCHEMA)
 def kan_conv1d_bwd_triton(
-    grad_out: Tensor,
-    x: Tensor,
-    base_weight: Tensor,
-    spline_weight: Tensor,
-    stride: int,
-    pad_left: int,
-    pad_right: int,
-    dilation: int,
-    groups: int,
-    spline_order: int,
-    grid_lo: float,
-    grid_hi: float,
-    input_grad: bool,
-    weight_grad: bool,
+    grad_out: Tensor, x: Tensor, base_weight: Tensor, spline_weight: Tensor, *conv_and_flags
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Same contract as ``mkcc::kan_conv1d_bwd``."""
-    _check(x, base_weight, spline_weight)
+    """Same contract as ``mkcc::kan_conv1d_bwd`` (``common.BACKWARD_SCHEMA``)."""
+    conv = Conv1dArgs(*conv_and_flags[:-2])
+    input_grad, weight_grad = conv_and_flags[-2:]
+    _check(x, base_weight, spline_weight, conv)
     with _device_guard(x):
         return plan_backward(
-            grad_out.contiguous(), x, base_weight, spline_weight, stride, pad_left, pad_right,
-            dilation, groups, spline_order, grid_lo, grid_hi, input_grad, weight_grad, _run,
-            _multiprocessors(x),
+            grad_out.contiguous(), x, base_weight, spline_weight, conv, input_grad, weight_grad,
+            _run, _multiprocessors(x),
         )  # fmt: skip
 
 

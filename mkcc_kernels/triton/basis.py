@@ -122,49 +122,43 @@ def _spread(
 @triton.jit
 def _tap_features(
     x,
-    features,
+    mask,
+    f0,
     grid_lo,
     grid_h,
     inv_h,
     num_funcs,
     num_intervals,
     SPLINE_ORDER: tl.constexpr,
+    FEATURES: tl.constexpr,
+    DERIVATIVE: tl.constexpr,
 ):
-    """``[silu(x), B_0(x), .., B_{G+K-1}(x), 0 ..]`` at the absolute feature indices
-    ``features`` for x of shape [C, M] (fp32): shape [C, F, M]."""
+    """Features ``f0 .. f0 + FEATURES - 1`` of ``[silu(x), B_0(x), .., B_{G+K-1}(x), 0 ..]`` for
+    x of shape [C, M] (fp32), zero where ``mask`` is false: shape [C, FEATURES, M]. With
+    ``DERIVATIVE`` their derivatives ``[silu'(x), B_0'(x), ..]``, derivative piece r being
+    ``(q_{r-1} - q_r) / h`` with q the order K - 1 pieces (zero past K - 1)."""
+    features = f0 + tl.arange(0, FEATURES)
     inside, m, w = _locate(x, grid_lo, grid_h, inv_h, num_intervals, SPLINE_ORDER)
-    p0, p1, p2, p3, p4 = _bspline_pieces(w, SPLINE_ORDER)
-    silu = x / (1.0 + tl.exp(-x))
-    return _spread(silu, m, inside, features, num_funcs, p0, p1, p2, p3, p4, SPLINE_ORDER)
-
-
-@triton.jit
-def _tap_feature_derivatives(
-    x,
-    features,
-    grid_lo,
-    grid_h,
-    inv_h,
-    num_funcs,
-    num_intervals,
-    SPLINE_ORDER: tl.constexpr,
-):
-    """d/dx of ``_tap_features``: ``[silu'(x), B_0'(x), ..]``, shape [C, F, M]. Derivative piece
-    r is ``(q_{r-1} - q_r) / h`` with q the order K - 1 pieces (zero past K - 1)."""
-    inside, m, w = _locate(x, grid_lo, grid_h, inv_h, num_intervals, SPLINE_ORDER)
-    q0, q1, q2, q3, q4 = _bspline_pieces(w, SPLINE_ORDER - 1)
-    sig = 1.0 / (1.0 + tl.exp(-x))
-    silu_grad = sig * (1.0 + x * (1.0 - sig))
-    return _spread(
-        silu_grad,
-        m,
-        inside,
-        features,
-        num_funcs,
-        -q0 * inv_h,
-        (q0 - q1) * inv_h,
-        (q1 - q2) * inv_h,
-        (q2 - q3) * inv_h,
-        (q3 - q4) * inv_h,
-        SPLINE_ORDER,
-    )
+    if DERIVATIVE:
+        sig = 1.0 / (1.0 + tl.exp(-x))
+        q0, q1, q2, q3, q4 = _bspline_pieces(w, SPLINE_ORDER - 1)
+        values = _spread(
+            sig * (1.0 + x * (1.0 - sig)),
+            m,
+            inside,
+            features,
+            num_funcs,
+            -q0 * inv_h,
+            (q0 - q1) * inv_h,
+            (q1 - q2) * inv_h,
+            (q2 - q3) * inv_h,
+            (q3 - q4) * inv_h,
+            SPLINE_ORDER,
+        )
+    else:
+        p0, p1, p2, p3, p4 = _bspline_pieces(w, SPLINE_ORDER)
+        values = _spread(
+            x / (1.0 + tl.exp(-x)), m, inside, features, num_funcs, p0, p1, p2, p3, p4,
+            SPLINE_ORDER,
+        )  # fmt: skip
+    return tl.where(mask[:, None, :], values, 0.0)

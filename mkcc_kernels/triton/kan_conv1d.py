@@ -15,7 +15,7 @@ configuration, whatever the shape).
 import triton
 import triton.language as tl
 
-from .basis import _tap_feature_derivatives, _tap_features
+from .core import _contract, _tap_features
 
 _SIZES = (
     "batch",
@@ -125,22 +125,12 @@ def _kan_conv1d_fwd_kernel(
             other=0.0,
         ).to(tl.float32)
         feats = _tap_features(
-            xv,
-            f0 + tl.arange(0, FEATURES),
-            grid_lo,
-            grid_h,
-            inv_h,
-            num_funcs,
-            num_intervals,
-            SPLINE_ORDER,
-        )
-        feats = tl.reshape(tl.where(x_mask[:, None, :], feats, 0.0), (BLOCK_C * FEATURES, BLOCK_M))
+            xv, x_mask, f0, grid_lo, grid_h, inv_h, num_funcs, num_intervals, SPLINE_ORDER,
+            FEATURES, False,
+        )  # fmt: skip
+        feats = tl.reshape(feats, (BLOCK_C * FEATURES, BLOCK_M))
         offset = (j * c_blocks * BLOCK_C + c0) * padded_features + f0
-        wt = tl.load(w_rows + offset + w_tile)
-        if IEEE_FP32:
-            acc = tl.dot(wt, feats, acc, input_precision="ieee")
-        else:
-            acc = tl.dot(wt, feats.to(wt.dtype), acc)
+        acc = _contract(tl.load(w_rows + offset + w_tile), feats, acc, IEEE_FP32)
     o = pid_n * BLOCK_N + cols
     out_offsets = (
         b[None, :] * stride_ob
@@ -233,11 +223,7 @@ def _kan_conv1d_bwd_dx_kernel(
             mask=(o < out_per_group)[:, None] & t_ok[None, :],
             other=0.0,
         )
-        wt = tl.load(w_rows + j.to(tl.int64) * w_tap + o0 + w_tile)
-        if IEEE_FP32:
-            acc = tl.dot(wt, gy.to(tl.float32), acc, input_precision="ieee")
-        else:
-            acc = tl.dot(wt, gy.to(wt.dtype), acc)
+        acc = _contract(tl.load(w_rows + j.to(tl.int64) * w_tap + o0 + w_tile), gy, acc, IEEE_FP32)
     c_ok = c < in_per_group
     cin = (group * in_per_group + c).to(tl.int64)
     x_mask = c_ok[:, None] & row_ok[None, :]
@@ -246,16 +232,10 @@ def _kan_conv1d_bwd_dx_kernel(
         mask=x_mask,
         other=0.0,
     ).to(tl.float32)
-    derivatives = _tap_feature_derivatives(
-        xv,
-        fb * FEATURES + tl.arange(0, FEATURES),
-        grid_lo,
-        grid_h,
-        inv_h,
-        num_funcs,
-        num_intervals,
-        SPLINE_ORDER,
-    )
+    derivatives = _tap_features(
+        xv, x_mask, fb * FEATURES, grid_lo, grid_h, inv_h, num_funcs, num_intervals,
+        SPLINE_ORDER, FEATURES, True,
+    )  # fmt: skip
     dx = tl.sum(tl.reshape(acc, (BLOCK_C, FEATURES, BLOCK_M)) * derivatives, axis=1)
     dx_offsets = ((fb * batch + b[None, :]) * in_channels + cin[:, None]) * length + p[None, :]
     tl.store(dx_ptr + dx_offsets, dx.to(dx_ptr.dtype.element_ty), mask=x_mask)
@@ -316,7 +296,7 @@ def _kan_conv1d_bwd_dw_kernel(
     o_ok = o < out_per_group
     c = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
     c_ok = c < in_per_group
-    features = fb * FEATURES + tl.arange(0, FEATURES)
+    f0 = fb * FEATURES
     total_rows = batch.to(tl.int64) * out_length
     row_start = split.to(tl.int64) * rows_per_split
     row_end = tl.minimum(row_start + rows_per_split, total_rows)
@@ -335,18 +315,16 @@ def _kan_conv1d_bwd_dw_kernel(
             x_channels + (b * stride_xb + p * stride_xt)[None, :], mask=x_mask, other=0.0
         ).to(tl.float32)
         feats = _tap_features(
-            xv, features, grid_lo, grid_h, inv_h, num_funcs, num_intervals, SPLINE_ORDER
-        )
-        feats = tl.reshape(tl.where(x_mask[:, None, :], feats, 0.0), (BLOCK_C * FEATURES, BLOCK_M))
+            xv, x_mask, f0, grid_lo, grid_h, inv_h, num_funcs, num_intervals, SPLINE_ORDER,
+            FEATURES, False,
+        )  # fmt: skip
+        feats = tl.reshape(feats, (BLOCK_C * FEATURES, BLOCK_M))
         gy = tl.load(
             gy_channels + (b * out_channels * out_length + t)[:, None],
             mask=row_ok[:, None] & o_ok[None, :],
             other=0.0,
         )
-        if IEEE_FP32:
-            acc = tl.dot(feats, gy.to(tl.float32), acc, input_precision="ieee")
-        else:
-            acc = tl.dot(feats.to(gy.dtype), gy, acc)
+        acc = _contract(feats.to(gy.dtype), gy, acc, IEEE_FP32)
     c_pad = c_blocks * BLOCK_C
     n_pad = n_blocks * BLOCK_N
     padded_features = feature_blocks * FEATURES

@@ -1,4 +1,4 @@
-// Plain-old-data description of one KANConv1d call, shared by the CPU and CUDA launchers.
+// Plain-old-data description of one KANConv1d call, shared by the CPU and CUDA kernels.
 // Tensors are contiguous; sizes are int64 so that offsets never overflow.
 #pragma once
 
@@ -38,21 +38,31 @@ MKCC_HOST_DEVICE MKCC_INLINE int64_t tap_output(const KanConv1dParams& p, int64_
   return t < p.out_length ? t : -1;
 }
 
-// Packed weights used by the CPU kernels: [groups][in_per_group][k][num_rows][out_stride],
-// output channels innermost (padded with zeros to out_stride). Row 0 holds base_weight;
-// row 1 + s holds spline function i = s - K for slot s in 0 .. G + 3K - 1, so the K+1 functions
-// of knot interval m sit in rows 1 + m .. 1 + m + K. Slots that are not basis functions
-// (s < K or s >= G + 2K) are zero rows.
+// The shape of one packed weight block (per group and input channel, per tap): num_rows rows of
+// out_stride values, output channels innermost and zero-padded to out_stride. What the rows hold
+// is each backend's own layout, documented where it is made: cpu/kernels.h (cpu_packed_layout,
+// cpu_input_grad_layout) and cuda/kan_conv1d_cuda.h (cuda_packed_layout).
 struct PackedLayout {
-  int64_t num_rows;    // 1 + G + 3K
-  int64_t out_stride;  // out_per_group rounded up to the vector width
+  int64_t num_rows;
+  int64_t out_stride;
 };
 
-inline PackedLayout packed_layout(const KanConv1dParams& p, int64_t vector_width) {
+// What every pass of every backend reads (the kernels' argument structs derive from these): the
+// call, the packed weights' block shape, x [B, C_in, T] (contiguous) and the G + 2K + 1 knots;
+// the backward passes also grad_out as rows [B][groups][T_out][out_stride] (output channels
+// innermost, padded lanes zero). X is x's element type, W that of the knots, the packed weights
+// and the gradient rows (the CPU backend: X; CUDA: float).
+template <typename X, typename W>
+struct PassInputs {
+  KanConv1dParams p;
   PackedLayout layout;
-  layout.num_rows = 1 + p.grid_size + 3 * p.spline_order;
-  layout.out_stride = (p.out_per_group + vector_width - 1) / vector_width * vector_width;
-  return layout;
-}
+  const X* x;
+  const W* knots;
+};
+
+template <typename X, typename W>
+struct BackwardInputs : PassInputs<X, W> {
+  const W* grad_out_t;
+};
 
 }  // namespace mkcc
