@@ -160,12 +160,7 @@ inline void features_vector(const float* x, int64_t n, const float* table, int n
   for (int64_t q = 0; q < n; ++q) {
     const float xv = x[q];
     const float e = exp_branch_free(-xv);
-    if constexpr (kDerivatives) {
-      const float sig = 1.0f / (1.0f + e);
-      s.silu_values[q] = sig * (1.0f + xv * (1.0f - sig));
-    } else {
-      s.silu_values[q] = xv / (1.0f + e);
-    }
+    s.silu_values[q] = kDerivatives ? silu_derivative(xv, e) : silu(xv, e);
     const bool inside = (xv >= lo) & (xv < hi);  // false for NaN
     int m = 0;
     float left = lo;

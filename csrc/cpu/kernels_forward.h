@@ -39,12 +39,12 @@ inline void forward_bucket(const int64_t* __restrict__ pairs, int64_t count, con
 // accumulators (one row of NV vectors per output position of the item) are at acc: pairs of tap
 // j, bucket m are pairs[2 * pair_start[j * buckets + m] ...].
 template <typename T, int K, int NV>
-inline void forward_buckets_block(const KanConv1dParams& p, const Scratch<T>& s,
+inline void forward_buckets_block(const RowTaps& taps, const Scratch<T>& s,
                                   const int64_t* pairs, const int64_t* pair_start,
                                   int64_t buckets, const T* w_channel, int64_t rows, int64_t os,
                                   int64_t o0, T* acc) {
   constexpr int64_t kLanes = kVectorBytes / sizeof(T);
-  for (int64_t j = 0; j < p.kernel_size; ++j) {
+  for (int64_t j = 0; j < taps.count; ++j) {
     const T* w_tap = w_channel + j * rows * os;
     for (int64_t m = 0; m < buckets; ++m) {
       const int64_t begin = pair_start[j * buckets + m];
@@ -61,7 +61,7 @@ inline void forward_buckets_block(const KanConv1dParams& p, const Scratch<T>& s,
 // accumulators stay in registers: enough independent chains that the FMAs' latency is hidden
 // (each accumulator takes K + 2 dependent FMAs per tap).
 template <typename T, int K, int NV, int NP, int64_t kRowStride = 0>
-inline void forward_positions(const KanConv1dParams& p, const Scratch<T>& s,
+inline void forward_positions(const RowTaps& taps, const Scratch<T>& s,
                               const T* __restrict__ w_channel, int64_t rows, int64_t os,
                               int64_t t, int64_t o0, T* __restrict__ acc_rows) {
   using V = typename Vector<T>::type;
@@ -77,9 +77,9 @@ inline void forward_positions(const KanConv1dParams& p, const Scratch<T>& s,
       acc[i][v] = load_vector(acc_rows + i * ld + o0 + v * kLanes);
     }
   }
-  const int64_t step = p.stride;
-  for (int64_t j = 0; j < p.kernel_size; ++j) {
-    const int64_t q0 = t * step + j * p.dilation;
+  const int64_t step = taps.step;
+  for (int64_t j = 0; j < taps.count; ++j) {
+    const int64_t q0 = t * step + j * taps.spacing;
     const T* w_tap = w_channel + j * rows * ld + o0;
 #pragma GCC unroll 16
     for (int i = 0; i < NP; ++i) {
@@ -116,21 +116,22 @@ inline void forward_positions(const KanConv1dParams& p, const Scratch<T>& s,
 // Outputs [0, nt) of one batch element's tile, NV vectors of output channels from o0: NP
 // positions at a time, the rest one by one.
 template <typename T, int K, int NV, int NP, int64_t kRowStride = 0>
-inline void forward_outputs(const KanConv1dParams& p, const Scratch<T>& s,
+inline void forward_outputs(const RowTaps& taps, const Scratch<T>& s,
                             const T* __restrict__ w_channel, int64_t rows, int64_t os,
                             int64_t nt, int64_t o0, T* __restrict__ acc) {
   int64_t t = 0;
   for (; t + NP <= nt; t += NP) {
-    forward_positions<T, K, NV, NP, kRowStride>(p, s, w_channel, rows, os, t, o0, acc + t * os);
+    forward_positions<T, K, NV, NP, kRowStride>(taps, s, w_channel, rows, os, t, o0, acc + t * os);
   }
   for (; t < nt; ++t) {
-    forward_positions<T, K, NV, 1, kRowStride>(p, s, w_channel, rows, os, t, o0, acc + t * os);
+    forward_positions<T, K, NV, 1, kRowStride>(taps, s, w_channel, rows, os, t, o0, acc + t * os);
   }
 }
 
 template <typename T, int K>
 void forward_impl(const ForwardArgs<T>& a, int64_t begin, int64_t end, void* scratch_base) {
   const KanConv1dParams& p = a.p;
+  const RowTaps taps = conv1d_taps(p);
   const int64_t os = a.layout.out_stride;
   const int64_t rows = a.layout.num_rows;
   const ScratchLayout layout =
@@ -145,7 +146,7 @@ void forward_impl(const ForwardArgs<T>& a, int64_t begin, int64_t end, void* scr
   int64_t* start = first_row + max_positions;      // [buckets + 1]
   int64_t* cursor = start + buckets + 1;           // [buckets + 1]
   int64_t* pair_start = cursor + buckets + 1;      // [k * buckets + 1]
-  int64_t* pairs = pair_start + p.kernel_size * buckets + 1;  // [2 * k * positions]
+  int64_t* pairs = pair_start + taps.count * buckets + 1;  // [2 * k * positions]
   constexpr int64_t kLanes = kVectorBytes / sizeof(T);
 
   for (int64_t item = begin; item < end; ++item) {
@@ -155,7 +156,7 @@ void forward_impl(const ForwardArgs<T>& a, int64_t begin, int64_t end, void* scr
     const int64_t nb = (p.batch - b0 < a.batch_block) ? p.batch - b0 : a.batch_block;
     const int64_t t0 = tile * a.time_tile;
     const int64_t nt = (p.out_length - t0 < a.time_tile) ? p.out_length - t0 : a.time_tile;
-    const int64_t first = t0 * p.stride - p.pad_left;
+    const int64_t first = t0 * taps.step - taps.pad;
     const int64_t window = forward_window(p, nt);
     // Positions grouped by knot interval keep a bucket's weight rows in registers; that pays
     // for wide output rows and short tiles when buckets hold several positions (see
@@ -165,7 +166,7 @@ void forward_impl(const ForwardArgs<T>& a, int64_t begin, int64_t end, void* scr
 
     for (int64_t c = 0; c < p.in_per_group; ++c) {
       const int64_t cin = g * p.in_per_group + c;
-      const T* w_channel = a.packed_weight + cin * p.kernel_size * rows * os;
+      const T* w_channel = a.packed_weight + cin * taps.count * rows * os;
       evaluate_windows<T, K>(a.x + (b0 * p.in_channels + cin) * p.length,
                              p.in_channels * p.length, nb, p.length, first, window, a.knots,
                              p.num_intervals, inv_h, os, s, !use_buckets);
@@ -178,35 +179,35 @@ void forward_impl(const ForwardArgs<T>& a, int64_t begin, int64_t end, void* scr
           T* acc = s.accumulator + bl * nt * os;
           // rows of one column block: the stride as a constant
           if (os == 4 * kLanes && kForwardWidest >= 4) {
-            forward_outputs<T, K, 4, forward_tile_positions(4), 4 * kLanes>(p, sb, w_channel,
+            forward_outputs<T, K, 4, forward_tile_positions(4), 4 * kLanes>(taps, sb, w_channel,
                                                                           rows, os, nt, 0, acc);
             continue;
           }
           if (os == 2 * kLanes) {
-            forward_outputs<T, K, 2, forward_tile_positions(2), 2 * kLanes>(p, sb, w_channel,
+            forward_outputs<T, K, 2, forward_tile_positions(2), 2 * kLanes>(taps, sb, w_channel,
                                                                           rows, os, nt, 0, acc);
             continue;
           }
           if (os == kLanes) {
-            forward_outputs<T, K, 1, forward_tile_positions(1), kLanes>(p, sb, w_channel, rows,
+            forward_outputs<T, K, 1, forward_tile_positions(1), kLanes>(taps, sb, w_channel, rows,
                                                                       os, nt, 0, acc);
             continue;
           }
           int64_t o0 = 0;
           for (; kForwardWidest >= 8 && o0 + 8 * kLanes <= os; o0 += 8 * kLanes) {
-            forward_outputs<T, K, 8, forward_tile_positions(8)>(p, sb, w_channel, rows, os, nt,
+            forward_outputs<T, K, 8, forward_tile_positions(8)>(taps, sb, w_channel, rows, os, nt,
                                                                 o0, acc);
           }
           for (; kForwardWidest >= 4 && o0 + 4 * kLanes <= os; o0 += 4 * kLanes) {
-            forward_outputs<T, K, 4, forward_tile_positions(4)>(p, sb, w_channel, rows, os, nt,
+            forward_outputs<T, K, 4, forward_tile_positions(4)>(taps, sb, w_channel, rows, os, nt,
                                                                 o0, acc);
           }
           for (; o0 + 2 * kLanes <= os; o0 += 2 * kLanes) {
-            forward_outputs<T, K, 2, forward_tile_positions(2)>(p, sb, w_channel, rows, os, nt,
+            forward_outputs<T, K, 2, forward_tile_positions(2)>(taps, sb, w_channel, rows, os, nt,
                                                                 o0, acc);
           }
           for (; o0 < os; o0 += kLanes) {
-            forward_outputs<T, K, 1, forward_tile_positions(1)>(p, sb, w_channel, rows, os, nt,
+            forward_outputs<T, K, 1, forward_tile_positions(1)>(taps, sb, w_channel, rows, os, nt,
                                                                 o0, acc);
           }
         }
@@ -219,26 +220,26 @@ void forward_impl(const ForwardArgs<T>& a, int64_t begin, int64_t end, void* scr
       // accumulator outermost: a block's accumulators (nb * nt rows of NV vectors, contiguous)
       // stay in L1 while every tap and bucket adds to them.
       pair_start[0] = 0;
-      for (int64_t j = 0; j < p.kernel_size; ++j) {
+      for (int64_t j = 0; j < taps.count; ++j) {
         for (int64_t m = 0; m < buckets; ++m) {
           const int64_t done = pair_start[j * buckets + m];
           pair_start[j * buckets + m + 1] =
               done + bucket_pairs_blocked(order, local, first_row, start[m], start[m + 1],
-                                          j * p.dilation, p.stride, nt, pairs + 2 * done);
+                                          j * taps.spacing, taps.step, nt, pairs + 2 * done);
         }
       }
       const int64_t acc_rows = nb * nt;
       int64_t o0 = 0;
       for (; bucket_vectors<K>() >= 4 && o0 + 4 * kLanes <= os; o0 += 4 * kLanes) {
-        forward_buckets_block<T, K, 4>(p, s, pairs, pair_start, buckets, w_channel, rows, os, o0,
+        forward_buckets_block<T, K, 4>(taps, s, pairs, pair_start, buckets, w_channel, rows, os, o0,
                                        s.accumulator + o0 * acc_rows);
       }
       for (; bucket_vectors<K>() >= 2 && o0 + 2 * kLanes <= os; o0 += 2 * kLanes) {
-        forward_buckets_block<T, K, 2>(p, s, pairs, pair_start, buckets, w_channel, rows, os, o0,
+        forward_buckets_block<T, K, 2>(taps, s, pairs, pair_start, buckets, w_channel, rows, os, o0,
                                        s.accumulator + o0 * acc_rows);
       }
       for (; o0 < os; o0 += kLanes) {
-        forward_buckets_block<T, K, 1>(p, s, pairs, pair_start, buckets, w_channel, rows, os, o0,
+        forward_buckets_block<T, K, 1>(taps, s, pairs, pair_start, buckets, w_channel, rows, os, o0,
                                        s.accumulator + o0 * acc_rows);
       }
     }

@@ -11,7 +11,13 @@
 // Only C headers are used here, and every helper has internal linkage, so no inline function
 // compiled for a wider instruction set can be picked by the linker for a narrower one.
 //
-// The contraction loops run over the packed output-channel axis, contiguous and padded to a
+// The layer-independent core and its first client: the features of a run of input positions
+// (kernels_basis.h: silu, the K + 1 non-zero basis values and the packed row offset of each
+// position, in per-thread scratch) are contracted with an input channel's packed weights over
+// the taps a layer describes (RowTaps, mkcc/params.h) by the micro-kernels at the top of each
+// pass file (forward_positions / forward_bucket, input_grad_positions, weight_grad_bucket);
+// each pass's *_impl is KANConv1d's use of them (work items, windows, knot buckets). The
+// contraction loops run over the packed output-channel axis, contiguous and padded to a
 // multiple of the vector width, which the compiler vectorizes.
 #ifndef MKCC_CPU_ISA
 #error "define MKCC_CPU_ISA before including kernels_impl.h"

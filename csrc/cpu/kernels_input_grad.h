@@ -10,7 +10,7 @@
 // vectors]); the scratch row offsets are row indices.
 // kChecked (NP = 1): any position and stride; taps that read no output are skipped.
 template <typename T, int K, int NV, int NP, bool kChecked = false>
-inline void input_grad_positions(const KanConv1dParams& p, const Scratch<T>& s,
+inline void input_grad_positions(const RowTaps& taps, const Scratch<T>& s,
                                  const T* __restrict__ w_block, int64_t rows, int64_t os,
                                  const T* __restrict__ gy_group, int64_t pos, int64_t q,
                                  int64_t o0, T* __restrict__ dx) {
@@ -20,10 +20,10 @@ inline void input_grad_positions(const KanConv1dParams& p, const Scratch<T>& s,
   V acc[NP][2];
 #pragma GCC unroll 16
   for (int i = 0; i < NP; ++i) acc[i][0] = acc[i][1] = V{};
-  for (int64_t j = 0; j < p.kernel_size; ++j) {
-    int64_t t = pos + p.pad_left - j * p.dilation;
+  for (int64_t j = 0; j < taps.count; ++j) {
+    int64_t t = pos + taps.pad - j * taps.spacing;
     if (kChecked) {
-      t = tap_output(p, pos, j);
+      t = tap_output(taps, pos, j);
       if (t == -2) break;
       if (t < 0) continue;
     }
@@ -66,45 +66,45 @@ inline void input_grad_positions(const KanConv1dParams& p, const Scratch<T>& s,
 // Positions [begin, end) of a chunk (scratch index = position - chunk_start), NV vectors of
 // output channels from o0: NP positions at a time, the rest one by one.
 template <typename T, int K, int NV, int NP>
-inline void input_grad_run(const KanConv1dParams& p, const Scratch<T>& s,
+inline void input_grad_run(const RowTaps& taps, const Scratch<T>& s,
                            const T* __restrict__ w_channel, int64_t rows, int64_t os,
                            const T* __restrict__ gy_group, int64_t chunk_start, int64_t begin,
                            int64_t end, int64_t o0, T* __restrict__ dx_row) {
-  const T* w_block = w_channel + o0 * p.kernel_size * rows;
+  const T* w_block = w_channel + o0 * taps.count * rows;
   int64_t pos = begin;
   for (; pos + NP <= end; pos += NP) {
-    input_grad_positions<T, K, NV, NP>(p, s, w_block, rows, os, gy_group, pos,
+    input_grad_positions<T, K, NV, NP>(taps, s, w_block, rows, os, gy_group, pos,
                                        pos - chunk_start, o0, dx_row + pos);
   }
   for (; pos < end; ++pos) {
-    input_grad_positions<T, K, NV, 1>(p, s, w_block, rows, os, gy_group, pos,
+    input_grad_positions<T, K, NV, 1>(taps, s, w_block, rows, os, gy_group, pos,
                                       pos - chunk_start, o0, dx_row + pos);
   }
 }
 
 // One position (any stride, each tap checked) over every column block.
 template <typename T, int K>
-inline void input_grad_checked(const KanConv1dParams& p, const Scratch<T>& s,
+inline void input_grad_checked(const RowTaps& taps, const Scratch<T>& s,
                                const T* __restrict__ w_channel, int64_t rows, int64_t os,
                                const T* __restrict__ gy_group, int64_t pos, int64_t q,
                                T* __restrict__ dx) {
   constexpr int64_t kPackLanes = kPackVectorBytes / sizeof(T);  // columns per packed vector
-  const int64_t block = p.kernel_size * rows;  // times the block's columns
+  const int64_t block = taps.count * rows;  // times the block's columns
   int64_t o0 = 0;
   for (; o0 + 8 * kPackLanes <= os; o0 += 8 * kPackLanes) {
-    input_grad_positions<T, K, 8 * kPackSplit, 1, true>(p, s, w_channel + o0 * block, rows, os,
+    input_grad_positions<T, K, 8 * kPackSplit, 1, true>(taps, s, w_channel + o0 * block, rows, os,
                                                         gy_group, pos, q, o0, dx);
   }
   for (; o0 + 4 * kPackLanes <= os; o0 += 4 * kPackLanes) {
-    input_grad_positions<T, K, 4 * kPackSplit, 1, true>(p, s, w_channel + o0 * block, rows, os,
+    input_grad_positions<T, K, 4 * kPackSplit, 1, true>(taps, s, w_channel + o0 * block, rows, os,
                                                         gy_group, pos, q, o0, dx);
   }
   for (; o0 + 2 * kPackLanes <= os; o0 += 2 * kPackLanes) {
-    input_grad_positions<T, K, 2 * kPackSplit, 1, true>(p, s, w_channel + o0 * block, rows, os,
+    input_grad_positions<T, K, 2 * kPackSplit, 1, true>(taps, s, w_channel + o0 * block, rows, os,
                                                         gy_group, pos, q, o0, dx);
   }
   for (; o0 < os; o0 += kPackLanes) {
-    input_grad_positions<T, K, kPackSplit, 1, true>(p, s, w_channel + o0 * block, rows, os,
+    input_grad_positions<T, K, kPackSplit, 1, true>(taps, s, w_channel + o0 * block, rows, os,
                                                     gy_group, pos, q, o0, dx);
   }
 }
@@ -115,17 +115,18 @@ template <typename T, int K>
 inline void input_grad_chunk(const InputGradArgs<T>& a, const Scratch<T>& s, int64_t b,
                              int64_t cin, int64_t c0, int64_t n) {
   const KanConv1dParams& p = a.p;
+  const RowTaps taps = conv1d_taps(p);
   const int64_t os = a.layout.out_stride;
   const int64_t rows = a.layout.num_rows;
   constexpr int64_t kPackLanes = kPackVectorBytes / sizeof(T);  // columns per packed vector
   const int64_t g = cin / p.in_per_group;
   T* dx_row = a.grad_x + (b * p.in_channels + cin) * p.length;
-  const T* w_channel = a.packed_weight + cin * p.kernel_size * rows * os;
+  const T* w_channel = a.packed_weight + cin * taps.count * rows * os;
   const T* gy_group = a.grad_out_t + (b * p.groups + g) * p.out_length * os;
   // Input positions every tap of which reads an output (stride 1): no checks there.
-  const int64_t span = (p.kernel_size - 1) * p.dilation;
-  const int64_t full_begin = p.stride == 1 ? (span - p.pad_left > 0 ? span - p.pad_left : 0) : 0;
-  const int64_t full_end = p.stride == 1 ? p.out_length - p.pad_left : 0;
+  const int64_t span = (taps.count - 1) * taps.spacing;
+  const int64_t full_begin = taps.step == 1 ? (span - taps.pad > 0 ? span - taps.pad : 0) : 0;
+  const int64_t full_end = taps.step == 1 ? taps.outputs - taps.pad : 0;
 
   for (int64_t q = 0; q < n; ++q) dx_row[c0 + q] = T(0);
   int64_t lo = full_begin > c0 ? full_begin : c0;
@@ -137,26 +138,26 @@ inline void input_grad_chunk(const InputGradArgs<T>& a, const Scratch<T>& s, int
     int64_t o0 = 0;
     for (; o0 + 8 * kPackLanes <= os; o0 += 8 * kPackLanes) {
       input_grad_run<T, K, 8 * kPackSplit, input_grad_tile_positions(8)>(
-          p, s, w_channel, rows, os, gy_group, c0, lo, hi, o0, dx_row);
+          taps, s, w_channel, rows, os, gy_group, c0, lo, hi, o0, dx_row);
     }
     for (; o0 + 4 * kPackLanes <= os; o0 += 4 * kPackLanes) {
       input_grad_run<T, K, 4 * kPackSplit, input_grad_tile_positions(4)>(
-          p, s, w_channel, rows, os, gy_group, c0, lo, hi, o0, dx_row);
+          taps, s, w_channel, rows, os, gy_group, c0, lo, hi, o0, dx_row);
     }
     for (; o0 + 2 * kPackLanes <= os; o0 += 2 * kPackLanes) {
       input_grad_run<T, K, 2 * kPackSplit, input_grad_tile_positions(2)>(
-          p, s, w_channel, rows, os, gy_group, c0, lo, hi, o0, dx_row);
+          taps, s, w_channel, rows, os, gy_group, c0, lo, hi, o0, dx_row);
     }
     for (; o0 < os; o0 += kPackLanes) {
       input_grad_run<T, K, kPackSplit, input_grad_tile_positions(1)>(
-          p, s, w_channel, rows, os, gy_group, c0, lo, hi, o0, dx_row);
+          taps, s, w_channel, rows, os, gy_group, c0, lo, hi, o0, dx_row);
     }
   }
   // The other positions (near the ends, or any stride): each tap checked.
   for (int64_t pos = c0; pos < c0 + n; ++pos) {
     if (pos == lo && hi > lo) pos = hi;
     if (pos >= c0 + n) break;
-    input_grad_checked<T, K>(p, s, w_channel, rows, os, gy_group, pos, pos - c0, dx_row + pos);
+    input_grad_checked<T, K>(taps, s, w_channel, rows, os, gy_group, pos, pos - c0, dx_row + pos);
   }
 }
 

@@ -63,6 +63,7 @@ template <typename T, int K>
 void weight_grad_impl(const WeightGradArgs<T>& a, int64_t begin, int64_t end,
                       void* scratch_base) {
   const KanConv1dParams& p = a.p;
+  const RowTaps taps = conv1d_taps(p);
   const int64_t os = a.layout.out_stride;
   const int64_t rows = a.layout.num_rows;
   const T inv_h = static_cast<T>(p.inv_h);
@@ -88,8 +89,8 @@ void weight_grad_impl(const WeightGradArgs<T>& a, int64_t begin, int64_t end,
     const int64_t g = cin / p.in_per_group;
     const int64_t b_end = (chunk + 1) * chunk_size < p.batch ? (chunk + 1) * chunk_size : p.batch;
     T* grad_channel =
-        a.packed_grad + (chunk * p.in_channels + cin) * p.kernel_size * rows * os;
-    memset(grad_channel, 0, sizeof(T) * p.kernel_size * rows * os);  // this item's block
+        a.packed_grad + (chunk * p.in_channels + cin) * taps.count * rows * os;
+    memset(grad_channel, 0, sizeof(T) * taps.count * rows * os);  // this item's block
 
     // Work blocks: nb batch elements x nt output positions from (b0, t0); the windows of the
     // nb elements lie end to end in the scratch, and their knot buckets are shared.
@@ -99,19 +100,19 @@ void weight_grad_impl(const WeightGradArgs<T>& a, int64_t begin, int64_t end,
         const int64_t nt = t0 + time_block < p.out_length ? time_block : p.out_length - t0;
         const int64_t window = forward_window(p, nt);
         evaluate_windows<T, K>(a.x + (b0 * p.in_channels + cin) * p.length,
-                               p.in_channels * p.length, nb, p.length, t0 * p.stride - p.pad_left,
+                               p.in_channels * p.length, nb, p.length, t0 * taps.step - taps.pad,
                                window, a.knots, p.num_intervals, inv_h, os, s);
         const int64_t row_stride = p.groups * p.out_length;  // grad_out rows per batch element
         bucket_by_interval(s, nb, window, row_stride, os, buckets, order, local, first_row, start,
                            cursor);
         const T* gy_block = a.grad_out_t + ((b0 * p.groups + g) * p.out_length + t0) * os;
-        for (int64_t j = 0; j < p.kernel_size; ++j) {
+        for (int64_t j = 0; j < taps.count; ++j) {
           T* grad_base = grad_channel + j * rows * os;
           for (int64_t m = 0; m < buckets; ++m) {
-            if (p.stride == 1) {
+            if (taps.step == 1) {
               // the bucket's entries that tap j pairs with an output of the block: window
               // positions [shift, shift + nt), a range of the bucket
-              const int64_t shift = j * p.dilation;
+              const int64_t shift = j * taps.spacing;
               const SortedEntries sorted{order, local, first_row, shift};
               int64_t lo, hi;
               local_range(local, start[m], start[m + 1], shift, shift + nt, &lo, &hi);
@@ -128,10 +129,10 @@ void weight_grad_impl(const WeightGradArgs<T>& a, int64_t begin, int64_t end,
               }
               continue;
             }
-            // Output t0 + t of element bl reads window position t * stride + j * dilation.
+            // Output t0 + t of element bl reads window position t * step + j * spacing.
             const int64_t count =
                 bucket_pairs_blocked(order, local, first_row, start[m], start[m + 1],
-                                     j * p.dilation, p.stride, nt, pairs);
+                                     j * taps.spacing, taps.step, nt, pairs);
             if (count == 0) continue;
             T* grad_spline = grad_base + (1 + m) * os;
             int64_t o0 = 0;

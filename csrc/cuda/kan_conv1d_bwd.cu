@@ -55,7 +55,7 @@ __global__ void __launch_bounds__(kInputGradThreads)
   const float* gy_group = a.grad_out_t + (b * p.groups + g) * p.out_length * os;
   float total = 0.0f;
   for (int64_t j = 0; j < p.kernel_size; ++j) {
-    const int64_t t = tap_output(p, pos, j);
+    const int64_t t = tap_output(conv1d_taps(p), pos, j);
     if (t == -2) break;
     if (t < 0) continue;
     const float* gy = gy_group + t * os;

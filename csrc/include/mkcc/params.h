@@ -27,15 +27,32 @@ struct KanConv1dParams {
   double inv_h;            // 1 / h
 };
 
-// The output position that reads input position `pos` through tap j, -1 when none does, and -2
-// when no later tap can either (tap j reads position t * stride + j * dilation - pad_left).
-MKCC_HOST_DEVICE MKCC_INLINE int64_t tap_output(const KanConv1dParams& p, int64_t pos,
-                                                int64_t j) {
-  const int64_t shifted = pos + p.pad_left - j * p.dilation;
+// The taps of a row contraction, as a layer describes them to the kernels' core: along a row of
+// input positions, output t (0 <= t < outputs) reads position t * step + j * spacing - pad
+// through tap j (0 <= j < count); a position outside the row is padding and contributes
+// nothing. Tap j's weights are block j of an input channel's packed weights. KANConv1d: a row per
+// (batch element, input channel), the kernel's taps (conv1d_taps). A linear layer is one tap over
+// a row of inputs (step 1); a 2-D convolution a row of taps per kernel row.
+struct RowTaps {
+  int64_t count;
+  int64_t step;
+  int64_t spacing;
+  int64_t pad;
+  int64_t outputs;
+};
+
+MKCC_HOST_DEVICE MKCC_INLINE RowTaps conv1d_taps(const KanConv1dParams& p) {
+  return RowTaps{p.kernel_size, p.stride, p.dilation, p.pad_left, p.out_length};
+}
+
+// The output that reads position `pos` through tap j, -1 when none does, and -2 when no later
+// tap can either.
+MKCC_HOST_DEVICE MKCC_INLINE int64_t tap_output(const RowTaps& taps, int64_t pos, int64_t j) {
+  const int64_t shifted = pos + taps.pad - j * taps.spacing;
   if (shifted < 0) return -2;
-  if (shifted % p.stride != 0) return -1;
-  const int64_t t = shifted / p.stride;
-  return t < p.out_length ? t : -1;
+  if (shifted % taps.step != 0) return -1;
+  const int64_t t = shifted / taps.step;
+  return t < taps.outputs ? t : -1;
 }
 
 // The shape of one packed weight block (per group and input channel, per tap): num_rows rows of
