@@ -1,4 +1,5 @@
-"""Fused KAN convolution kernels: ``kan_conv1d``, ``KANConv1d``, ``MultiScaleKANConv1d``."""
+"""Fused KAN layers: ``kan_conv1d``, ``KANConv1d``, ``MultiScaleKANConv1d``; ``kan_linear``,
+``KANLinear``, ``KAN`` (efficient-kan compatible)."""
 
 import torch  # noqa: F401  (loads libtorch before the extension)
 
@@ -8,6 +9,7 @@ from . import (
 )
 from .backends import available_backends, build_info
 from .functional import kan_conv1d
+from .kan_linear import KAN, KANLinear, kan_linear
 from .modules import KANConv1d, MultiScaleKANConv1d
 from .workspace import (
     cpu_workspace_bytes,
@@ -17,13 +19,16 @@ from .workspace import (
 )
 
 __all__ = [
+    "KAN",
     "KANConv1d",
+    "KANLinear",
     "MultiScaleKANConv1d",
     "available_backends",
     "build_info",
     "cpu_workspace_bytes",
     "cpu_workspace_limit",
     "kan_conv1d",
+    "kan_linear",
     "release_cpu_workspace",
     "set_cpu_workspace_limit",
 ]

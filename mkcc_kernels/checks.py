@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor
 
 Padding = int | str | Sequence[int]
@@ -165,3 +166,71 @@ def check_conv1d_call(x: Tensor, base_weight: Tensor, spline_weight: Tensor, con
     grid_range_arg((conv.grid_lo, conv.grid_hi))
     check_conv1d_tensors(x, base_weight, spline_weight, conv.groups, conv.spline_order)
     check_span(x.shape[2], base_weight.shape[2], conv.dilation, conv.pad_left, conv.pad_right)
+
+
+def check_kan_linear_tensors(
+    x: Tensor,
+    base_weight: Tensor,
+    spline_weight: Tensor,
+    grid: Tensor,
+    spline_order: int,
+    spline_scaler: Tensor | None = None,
+) -> None:
+    """The tensors of a KANLinear call: ``x [..., in]`` (floating point), ``base_weight
+    [out, in]``, ``spline_weight [out, in, G + K]`` with ``G >= 1``, ``grid [in, G + 2K + 1]``,
+    ``spline_scaler [out, in]`` or None; all of x's dtype and device."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
+    if not x.dtype.is_floating_point:
+        raise TypeError(f"x: expected a floating-point tensor, got {x.dtype}")
+    for name, value in (("base_weight", base_weight), ("spline_weight", spline_weight),
+                        ("grid", grid)):  # fmt: skip
+        _check_like(name, value, x)
+    if base_weight.dim() != 2 or 0 in base_weight.shape:
+        raise ValueError(
+            "base_weight: expected a 2-D tensor [out_features >= 1, in_features >= 1], got shape "
+            f"{tuple(base_weight.shape)}"
+        )
+    out_features, in_features = base_weight.shape
+    if x.dim() < 1 or x.shape[-1] != in_features:
+        raise ValueError(
+            f"x: expected [..., in_features] with in_features = {in_features} (that of "
+            f"base_weight), got shape {tuple(x.shape)}"
+        )
+    if spline_weight.dim() != 3 or tuple(spline_weight.shape[:2]) != (out_features, in_features):
+        raise ValueError(
+            f"spline_weight: expected shape [{out_features}, {in_features}, grid_size + "
+            f"spline_order] to match base_weight, got {tuple(spline_weight.shape)}"
+        )
+    grid_size = spline_weight.shape[2] - spline_order
+    if grid_size < 1:
+        raise ValueError(
+            f"spline_weight: last dimension must be grid_size + spline_order with grid_size >= 1,"
+            f" got {spline_weight.shape[2]} for spline_order {spline_order}"
+        )
+    expected = (in_features, grid_size + 2 * spline_order + 1)
+    if tuple(grid.shape) != expected:
+        raise ValueError(
+            f"grid: expected shape {list(expected)} ([in_features, grid_size + 2 * spline_order "
+            f"+ 1]), got {tuple(grid.shape)}"
+        )
+    if spline_scaler is not None:
+        _check_like("spline_scaler", spline_scaler, x)
+        if tuple(spline_scaler.shape) != (out_features, in_features):
+            raise ValueError(
+                f"spline_scaler: expected shape ({out_features}, {in_features}), got "
+                f"{tuple(spline_scaler.shape)}"
+            )
+
+
+def check_knots(grid: Tensor, name: str = "grid") -> None:
+    """Finite, non-decreasing knots along the last axis, with some width (a data-dependent
+    check: it reads the values)."""
+    if not bool(torch.isfinite(grid).all()):
+        raise ValueError(f"{name}: expected finite knots, got NaN or infinite values")
+    steps = grid[..., 1:] - grid[..., :-1]
+    if bool((steps < 0).any()):
+        row = int((steps < 0).any(-1).nonzero()[0, 0]) if grid.dim() > 1 else 0
+        raise ValueError(f"{name}: expected non-decreasing knots in every row, row {row} decreases")
+    if bool((grid[..., -1] <= grid[..., 0]).any()):
+        raise ValueError(f"{name}: expected knots spanning an interval (last > first) in every row")

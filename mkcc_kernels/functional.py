@@ -15,6 +15,7 @@ from .checks import (
     resolve_padding,
     spline_order_arg,
 )
+from .conv_args import Conv1dArgs
 from .reference import kan_conv1d_reference, kan_conv1d_unfold
 
 
@@ -51,19 +52,15 @@ def kan_conv1d(
     check_span(x.shape[2], kernel_size, dilation, pad_left, pad_right)
     backend = resolve_backend(backend, x)
 
-    conv_args = (stride, pad_left, pad_right, dilation, groups, spline_order)
+    conv = Conv1dArgs(stride, pad_left, pad_right, dilation, groups, spline_order, grid_lo, grid_hi)
     if backend == "reference":
-        out = kan_conv1d_reference(x, base_weight, spline_weight, *conv_args, (grid_lo, grid_hi))
+        out = kan_conv1d_reference(x, base_weight, spline_weight, conv)
     elif backend == "unfold":
-        out = kan_conv1d_unfold(x, base_weight, spline_weight, *conv_args, (grid_lo, grid_hi))
+        out = kan_conv1d_unfold(x, base_weight, spline_weight, conv)
     elif backend == "triton":
-        out = torch.ops.mkcc.kan_conv1d_fwd_triton(
-            x, base_weight, spline_weight, *conv_args, grid_lo, grid_hi
-        )
+        out = torch.ops.mkcc.kan_conv1d_fwd_triton(x, base_weight, spline_weight, *conv)
     else:  # "cpu" and "cuda": the C++ kernels behind one schema
-        out = torch.ops.mkcc.kan_conv1d_fwd(
-            x, base_weight, spline_weight, *conv_args, grid_lo, grid_hi
-        )
+        out = torch.ops.mkcc.kan_conv1d_fwd(x, base_weight, spline_weight, *conv)
     if bias is not None:
         out = out + bias.view(1, -1, 1)
     return out

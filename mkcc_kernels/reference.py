@@ -1,5 +1,7 @@
-"""Pure-PyTorch KANConv1d: the B-spline basis, the basis-expansion + ``conv1d`` reference (the
-fp64 oracle of the tests) and the naive unfold baseline. Any device, any floating dtype.
+"""Pure-PyTorch KAN layers: the B-spline basis (uniform or per-feature knots), the
+basis-expansion references (KANConv1d: expansion + ``conv1d``; KANLinear: expansion +
+``linear``; the fp64 oracles of the tests) and the naive unfold baseline. Any device, any
+floating dtype.
 
 Padding semantics (both): a tap that falls outside ``[0, length)`` contributes nothing, i.e. the
 expanded features are zero-padded, not ``x`` (``phi(0) != 0``).
@@ -10,6 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from .conv_args import DEFAULT_CONV1D, Conv1dArgs
 
 
 def knots(
@@ -28,34 +32,59 @@ def knots(
     )
 
 
+def bspline_basis_on(x: Tensor, t: Tensor, spline_order: int) -> Tensor:
+    """``B_j(x)`` on the knots ``t`` by the Cox-de Boor recursion: ``t [..., M]`` broadcasts
+    against ``x[..., None]`` (``[M]``: one knot vector for every element; ``[C, M]`` for
+    ``x [..., C]``: one per feature, as KANLinear's grid). Shape ``[*x.shape, M - K - 1]``.
+
+    Half-open intervals at order 0, each divided by its own width (non-uniform knots), with
+    ``0 / 0 = 0`` where repeated knots make a width zero (the order-below function is zero
+    there); every function is zero outside ``[t_0, t_{M-1})``, for ``±inf`` and NaN too (NaN
+    still reaches the output through ``silu``).
+    """
+    lo, hi = t[..., 0], t[..., -1]
+    inside = (x >= lo) & (x < hi)
+    # Outside the grid every order-0 indicator is zero; evaluating the recursion at a finite
+    # point there keeps 0 * inf from turning into NaN.
+    xe = torch.where(inside, x, lo).unsqueeze(-1)
+    bases = ((xe >= t[..., :-1]) & (xe < t[..., 1:])).to(x.dtype)
+    for d in range(1, spline_order + 1):
+        left = _nonzero(t[..., d:-1] - t[..., : -(d + 1)])
+        right = _nonzero(t[..., d + 1 :] - t[..., 1:-d])
+        bases = (xe - t[..., : -(d + 1)]) / left * bases[..., :-1] + (
+            t[..., d + 1 :] - xe
+        ) / right * bases[..., 1:]
+    return bases
+
+
+def _nonzero(width: Tensor) -> Tensor:
+    """Knot-interval widths with the zero ones (repeated knots) replaced by 1: the function they
+    divide is zero there, so the term is 0 rather than 0 / 0."""
+    return torch.where(width == 0, torch.ones_like(width), width)
+
+
 def bspline_basis(
     x: Tensor, grid_size: int, spline_order: int, grid_range: tuple[float, float]
 ) -> Tensor:
-    """``B_i(x)`` for ``i = 0 .. G+K-1`` by the Cox-de Boor recursion: shape ``[*x.shape, G+K]``.
-
-    Half-open intervals at order 0; every function is zero outside ``[t_0, t_{G+2K})``, for
-    ``±inf`` and NaN too (NaN still reaches the output through ``silu``).
-    """
+    """``B_i(x)`` for ``i = 0 .. G+K-1`` on the uniform knots (``knots``): shape
+    ``[*x.shape, G+K]`` (``bspline_basis_on``)."""
     t = knots(grid_size, spline_order, grid_range, x.dtype, x.device)
-    inside = (x >= t[0]) & (x < t[-1])
-    # Outside the grid every order-0 indicator is zero; evaluating the recursion at a finite
-    # point there keeps 0 * inf from turning into NaN.
-    xe = torch.where(inside, x, t[0]).unsqueeze(-1)
-    bases = ((xe >= t[:-1]) & (xe < t[1:])).to(x.dtype)
-    for d in range(1, spline_order + 1):
-        bases = (xe - t[: -(d + 1)]) / (t[d:-1] - t[: -(d + 1)]) * bases[..., :-1] + (
-            t[d + 1 :] - xe
-        ) / (t[d + 1 :] - t[1:-d]) * bases[..., 1:]
-    return bases
+    return bspline_basis_on(x, t, spline_order)
+
+
+def spline_features(x: Tensor, t: Tensor, spline_order: int) -> Tensor:
+    """``[silu(x), B_0(x), ..]`` on the knots ``t`` (as ``bspline_basis_on``) on a new last
+    axis."""
+    return torch.cat([F.silu(x).unsqueeze(-1), bspline_basis_on(x, t, spline_order)], dim=-1)
 
 
 def tap_features(
     x: Tensor, grid_size: int, spline_order: int, grid_range: tuple[float, float]
 ) -> Tensor:
-    """``[silu(x), B_0(x), .., B_{G+K-1}(x)]`` on a new last axis: ``[*x.shape, 1 + G + K]``."""
-    return torch.cat(
-        [F.silu(x).unsqueeze(-1), bspline_basis(x, grid_size, spline_order, grid_range)], dim=-1
-    )
+    """``[silu(x), B_0(x), .., B_{G+K-1}(x)]`` on the uniform knots, on a new last axis:
+    ``[*x.shape, 1 + G + K]``."""
+    t = knots(grid_size, spline_order, grid_range, x.dtype, x.device)
+    return spline_features(x, t, spline_order)
 
 
 def _standard_strides(t: Tensor) -> Tensor:
@@ -97,22 +126,15 @@ def expand_weights(base_weight: Tensor, spline_weight: Tensor) -> Tensor:
 
 
 def kan_conv1d_reference(
-    x: Tensor,
-    base_weight: Tensor,
-    spline_weight: Tensor,
-    stride: int = 1,
-    pad_left: int = 0,
-    pad_right: int = 0,
-    dilation: int = 1,
-    groups: int = 1,
-    spline_order: int = 3,
-    grid_range: tuple[float, float] = (-1.0, 1.0),
+    x: Tensor, base_weight: Tensor, spline_weight: Tensor, conv: Conv1dArgs = DEFAULT_CONV1D
 ) -> Tensor:
     """Basis expansion then one ``conv1d``: ``x [B, C_in, T]`` -> ``[B, C_out, T_out]`` (no bias).
 
     The expanded tensor ``[B, C_in * (1 + G + K), T]`` is materialized (and, under autograd,
     saved): this is the clear form, not the fast one.
     """
+    stride, pad_left, pad_right, dilation, groups, spline_order, lo, hi = conv
+    grid_range = (lo, hi)
     grid_size = spline_weight.shape[-1] - spline_order
     features = expand_features(x, grid_size, spline_order, grid_range)  # [B, C * F, T]
     weight = expand_weights(base_weight, spline_weight)  # [C_out, Cg * F, k]
@@ -123,19 +145,12 @@ def kan_conv1d_reference(
 
 
 def kan_conv1d_unfold(
-    x: Tensor,
-    base_weight: Tensor,
-    spline_weight: Tensor,
-    stride: int = 1,
-    pad_left: int = 0,
-    pad_right: int = 0,
-    dilation: int = 1,
-    groups: int = 1,
-    spline_order: int = 3,
-    grid_range: tuple[float, float] = (-1.0, 1.0),
+    x: Tensor, base_weight: Tensor, spline_weight: Tensor, conv: Conv1dArgs = DEFAULT_CONV1D
 ) -> Tensor:
     """The naive baseline as it is usually written: unfold the windows, evaluate the basis for
     every tap, one (batched over groups) matmul. ``[B, C_in, T]`` -> ``[B, C_out, T_out]``."""
+    stride, pad_left, pad_right, dilation, groups, spline_order, lo, hi = conv
+    grid_range = (lo, hi)
     batch, in_channels, length = x.shape
     out_channels, in_per_group, kernel_size = base_weight.shape
     grid_size = spline_weight.shape[-1] - spline_order
@@ -158,3 +173,13 @@ def kan_conv1d_unfold(
     )
     out = torch.matmul(features, weight.transpose(1, 2).unsqueeze(0))  # [B, groups, T_out, Cog]
     return out.permute(0, 1, 3, 2).reshape(batch, out_channels, out_length).contiguous()
+
+
+def kan_linear_reference(
+    x: Tensor, base_weight: Tensor, weight: Tensor, grid: Tensor, order: int, activation=F.silu
+) -> Tensor:
+    """KANLinear as the expansion + one ``linear``: ``x [N, in]`` -> ``[N, out]`` with the
+    features ``[activation(x), B_0(x), ..]`` of each input feature on that feature's knots
+    ``grid [in, G + 2K + 1]`` and ``weight [out, in, G + K]`` the (scaled) spline weight."""
+    features = torch.cat([activation(x).unsqueeze(-1), bspline_basis_on(x, grid, order)], dim=-1)
+    return F.linear(features.flatten(1), expand_weights(base_weight, weight))

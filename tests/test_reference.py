@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 import mkcc_kernels
+from mkcc_kernels.conv_args import Conv1dArgs
 from mkcc_kernels.reference import bspline_basis, kan_conv1d_reference, kan_conv1d_unfold
 
 from .helpers import assert_close
@@ -88,7 +89,7 @@ def test_matches_spec_formula(impl, config):
     base = torch.randn(cout, cin // g, k, dtype=torch.float64)
     spline = torch.randn(cout, cin // g, k, grid + order, dtype=torch.float64)
     expected = spec_kan_conv1d(x, base, spline, s, pl, pr, d, g, order, lo, hi)
-    actual = impl(x, base, spline, s, pl, pr, d, g, order, (lo, hi))
+    actual = impl(x, base, spline, Conv1dArgs(s, pl, pr, d, g, order, lo, hi))
     assert_close(actual, expected, 1e-12, impl.__name__)
 
 
@@ -142,13 +143,13 @@ def test_padding_contributes_nothing():
     x = torch.randn(1, 2, 6, dtype=torch.float64)
     base = torch.randn(3, 2, 3, dtype=torch.float64)
     spline = torch.randn(3, 2, 3, 8, dtype=torch.float64)
-    padded = kan_conv1d_reference(x, base, spline, 1, 1, 1)
-    inner = kan_conv1d_reference(x, base, spline, 1, 0, 0)
+    padded = kan_conv1d_reference(x, base, spline, Conv1dArgs(1, 1, 1))
+    inner = kan_conv1d_reference(x, base, spline, Conv1dArgs(1, 0, 0))
     assert_close(padded[..., 1:-1], inner, 1e-13, "interior")
     # The first output sees taps 1, 2 at positions 0, 1 only.
-    edge = kan_conv1d_reference(x[..., :2], base[..., 1:], spline[..., 1:, :], 1, 0, 0)
+    edge = kan_conv1d_reference(x[..., :2], base[..., 1:], spline[..., 1:, :], Conv1dArgs())
     assert_close(padded[..., :1], edge, 1e-13, "left border")
-    zero_padded_x = kan_conv1d_reference(F.pad(x, (1, 1)), base, spline, 1, 0, 0)
+    zero_padded_x = kan_conv1d_reference(F.pad(x, (1, 1)), base, spline, Conv1dArgs())
     assert (zero_padded_x[..., 0] - padded[..., 0]).abs().max() > 1e-3
 
 

@@ -4,15 +4,26 @@ together), the output shapes of the fake kernels, and the outputs' allocation.""
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 from torch import Tensor
 
 from .. import _C
+from ..conv_args import Conv1dArgs
+
+__all__ = [
+    "BACKWARD_SCHEMA",
+    "CONV1D_ARGUMENTS",
+    "FORWARD_SCHEMA",
+    "Conv1dArgs",
+    "fake_backward",
+    "fake_forward",
+    "forward_shape",
+    "new_output",
+    "out_length",
+]
 
 # The arguments after the tensors: the geometry of the taps (as resolved by ``kan_conv1d``) and
-# the spline (order, grid range).
+# the spline (order, grid range); ``Conv1dArgs`` holds them as one value.
 CONV1D_ARGUMENTS = (
     "int stride, int pad_left, int pad_right, int dilation, int groups, int spline_order, "
     "float grid_lo, float grid_hi"
@@ -26,19 +37,6 @@ BACKWARD_SCHEMA = (
     f"(Tensor grad_out, Tensor x, Tensor base_weight, Tensor spline_weight, {CONV1D_ARGUMENTS}, "
     "bool input_grad, bool weight_grad) -> (Tensor, Tensor, Tensor)"
 )
-
-
-class Conv1dArgs(NamedTuple):
-    """``CONV1D_ARGUMENTS`` as one value (what the planners take)."""
-
-    stride: int
-    pad_left: int
-    pad_right: int
-    dilation: int
-    groups: int
-    spline_order: int
-    grid_lo: float
-    grid_hi: float
 
 
 def out_length(length, kernel_size, stride, pad_left, pad_right, dilation):
