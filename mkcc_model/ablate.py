@@ -131,6 +131,20 @@ def table5_variants(base: ModelConfig, weights: Sequence[float] = PAPER_WEIGHTS)
     ]
 
 
+def head_variants(base: ModelConfig) -> list[Variant]:
+    """The full model with a KANLinear classifier instead of the paper's linear one (no paper
+    number: the paper has no such row)."""
+    full = replace(base, layer_type="kan", scales=(3, 5, 7), attention=True)
+    return [
+        Variant(
+            "mkcc-kanhead",
+            "Head",
+            "full model, KANLinear classifier",
+            replace(full, head="kan"),
+        )
+    ]
+
+
 def mean_std(values: Sequence[float]) -> str:
     """``"mean ± std"`` in percent (sample std over folds; one fold has no spread)."""
     mean = 100 * statistics.fmean(values)
@@ -352,7 +366,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         pool_placement=args.pool_placement,
         video_pool=args.video_pool,
     )
-    variants = table4_variants(base) + table5_variants(base, args.weights)
+    variants = table4_variants(base) + table5_variants(base, args.weights) + head_variants(base)
     if args.list:
         for variant in variants:
             paper = (

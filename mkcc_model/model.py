@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from mkcc_kernels import KANConv1d, MultiScaleKANConv1d
+from mkcc_kernels import KANConv1d, KANLinear, MultiScaleKANConv1d
 from mkcc_kernels.backends import BACKENDS
 
 from .recipes import V01_MODEL
@@ -28,6 +28,9 @@ AUDIO_KERNELS = (5, 3, 7)
 
 
 POOL_PLACEMENTS = ("after_attention", "before_attention")
+# The classifier on the fused features: the paper's linear layer, or a KANLinear (efficient-kan's
+# layer on the model's grid settings).
+HEADS = ("linear", "kan")
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,8 @@ class ModelConfig:
     audio by ``a`` and the video by ``1 - a`` (eq. 14). ``attention_residual`` adds the input to
     the cross-modal attention's output (eq. 11 has none). ``pool_placement``: max-pool both
     branches (``audio_pool``, ``video_pool``) after the first cross-modal block, as the paper's
-    pipeline does, or before it (mkcc 0.1)."""
+    pipeline does, or before it (mkcc 0.1). ``head``: the classifier, ``"linear"`` (the paper) or
+    ``"kan"`` (a ``KANLinear`` with the model's grid size, spline order and grid range)."""
 
     audio_channels: int = 10
     video_channels: int = 35
@@ -57,6 +61,7 @@ class ModelConfig:
     grid_size: int = 5
     spline_order: int = 3
     grid_range: tuple[float, float] = (-2.0, 2.0)
+    head: str = "linear"
 
     def __post_init__(self) -> None:
         for name in (
@@ -88,6 +93,8 @@ class ModelConfig:
                 raise TypeError(
                     f"{name}: expected a bool, got {type(getattr(self, name)).__name__}"
                 )
+        if self.head not in HEADS:
+            raise ValueError(f"head: expected one of {HEADS}, got {self.head!r}")
         if self.pool_placement not in POOL_PLACEMENTS:
             raise ValueError(
                 f"pool_placement: expected one of {POOL_PLACEMENTS}, got {self.pool_placement!r}"
@@ -257,7 +264,8 @@ class MKCC(nn.Module):
        before the attention with ``pool_placement="before_attention"``);
     4. part 2 per branch: multi-scale block (``channels_part2`` per scale);
     5. fusion: cross-modal attention in both directions on the part-2 sequences, global average
-       pooling of each branch, concatenation, linear classifier.
+       pooling of each branch, concatenation, classifier (linear, or KANLinear with
+       ``head="kan"``).
 
     With ``attention=False`` steps 3 and 5 skip the attention (pooling and concatenation stay).
     """
@@ -299,7 +307,13 @@ class MKCC(nn.Module):
         else:
             self.attention1 = None
             self.fusion = None
-        self.classifier = nn.Linear(2 * width2, config.num_classes)
+        if config.head == "kan":
+            self.classifier: nn.Module = KANLinear(
+                2 * width2, config.num_classes, grid_size=config.grid_size,
+                spline_order=config.spline_order, grid_range=config.grid_range,
+            )  # fmt: skip
+        else:
+            self.classifier = nn.Linear(2 * width2, config.num_classes)
 
     @torch.no_grad()
     def set_input_statistics(
@@ -361,10 +375,11 @@ class MKCC(nn.Module):
         """efficient-kan's regularizer summed over the KAN layers: for each layer the mean
         absolute spline coefficient of every (output, input, tap) function, ``l1 = sum`` of those,
         and the entropy of their distribution ``p = m / l1``; returns
-        ``l1_weight * l1 + entropy_weight * entropy`` (a scalar; 0 for the ``cnn`` layers)."""
-        total = self.classifier.weight.new_zeros(())
+        ``l1_weight * l1 + entropy_weight * entropy`` (a scalar; 0 for the ``cnn`` layers). A
+        KANLinear head counts as one more KAN layer."""
+        total = self.audio_mean.new_zeros(())
         for module in self.modules():
-            if isinstance(module, KANConv1d):
+            if isinstance(module, (KANConv1d, KANLinear)):
                 magnitude = module.spline_weight.abs().mean(dim=-1)
                 l1 = magnitude.sum()
                 p = magnitude / l1

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .data import FeatureConfig, Split
 from .experiment import make_split, parse_actors
-from .model import POOL_PLACEMENTS, ModelConfig
+from .model import HEADS, POOL_PLACEMENTS, ModelConfig
 from .recipes import RECIPES
 
 
@@ -80,6 +80,13 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.backend,
         help="KANConv1d backend: auto, cpu, cuda, triton, reference, unfold (default auto)",
     )
+    group.add_argument(
+        "--head",
+        choices=HEADS,
+        default=defaults.head,
+        help="classifier: linear (the paper) or kan (a KANLinear on the model's grid settings; "
+        "default %(default)s)",
+    )
     group.add_argument("--grid-size", type=int, default=defaults.grid_size)
     group.add_argument("--spline-order", type=int, default=defaults.spline_order)
     group.add_argument(
@@ -107,6 +114,7 @@ def model_config_from_args(args: argparse.Namespace) -> ModelConfig:
         grid_size=args.grid_size,
         spline_order=args.spline_order,
         grid_range=tuple(args.grid_range),
+        head=args.head,
     )
 
 

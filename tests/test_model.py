@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from mkcc_kernels import KANConv1d, available_backends
+from mkcc_kernels import KANConv1d, KANLinear, available_backends
 from mkcc_model.model import MKCC, CrossModalAttention, ModelConfig
 
 SMALL = {"channels_part1": 4, "channels_part2": 6}
@@ -297,3 +297,30 @@ def test_config_round_trip():
     assert ModelConfig.from_dict(config.to_dict()) == config
     with pytest.raises(ValueError, match="unknown"):
         ModelConfig.from_dict({"depth": 3})
+
+
+def test_kan_head_is_a_kan_linear_on_the_models_grid():
+    config = small_config(head="kan", grid_size=4, spline_order=2, grid_range=(-1.5, 1.5))
+    model = MKCC(config)
+    head = model.classifier
+    assert isinstance(head, KANLinear)
+    assert (head.in_features, head.out_features) == (2 * 6 * len(config.scales), 8)
+    assert head.grid.shape == (head.in_features, 4 + 2 * 2 + 1)
+    assert float(head.grid[0, 2]) == -1.5 and float(head.grid[0, -3]) == 1.5
+    logits = model(*inputs())
+    assert logits.shape == (3, 8)
+    logits.square().sum().backward()
+    assert float(head.spline_weight.grad.abs().sum()) > 0
+    # the head's spline coefficients count in the regularizer: the same model with a linear head
+    # (same seed, same conv layers) has a smaller one
+    torch.manual_seed(0)
+    with_kan = MKCC(config).spline_regularization()
+    torch.manual_seed(0)
+    with_linear = MKCC(small_config(grid_size=4, spline_order=2, grid_range=(-1.5, 1.5)))
+    assert float(with_kan.detach()) > float(with_linear.spline_regularization().detach())
+    # recorded and rebuilt; a checkpoint without the setting gets the paper's linear head
+    assert ModelConfig.from_dict(config.to_dict()).head == "kan"
+    without = {k: v for k, v in config.to_dict().items() if k != "head"}
+    assert ModelConfig.from_dict(without).head == "linear"
+    with pytest.raises(ValueError, match=r"^head: expected one of \('linear', 'kan'\)"):
+        small_config(head="mlp")

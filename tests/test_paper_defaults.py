@@ -187,7 +187,10 @@ def test_ablation_lists_tables_4_and_5_with_the_papers_numbers(capsys):
     ]  # fmt: skip
     ablate.main(["--list"])
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 14 and lines[0].startswith("cnn") and lines[-1].startswith("mkcc-a1 ")
+    assert len(lines) == 15 and lines[0].startswith("cnn") and lines[-2].startswith("mkcc-a1 ")
+    assert lines[-1].startswith("mkcc-kanhead") and "KANLinear classifier" in lines[-1]
+    (head,) = ablate.head_variants(base)
+    assert head.config.head == "kan" and head.config.attention and head.paper is None
     with pytest.raises(SystemExit, match="--data is required"):
         ablate.main([])
     shared = ablate.shared_train_config(parse_with_recipe(ablate.build_parser(), []))

@@ -394,3 +394,16 @@ def test_default_recipe_reaches_the_optimizer(features, tmp_path):
     )
     assert not group["nesterov"]
     assert [epoch["lr"] for epoch in checkpoint["history"]] == [0.04, 0.04]
+
+
+def test_kan_head_trains_and_reloads_from_the_cli(cache_dir, tmp_path):
+    out = tmp_path / "kanhead"
+    args = [
+        "--data", "demo", "--demo-actors", str(DEMO_ACTORS), "--cache-dir", str(cache_dir),
+        *SPLIT_ARGS, *TINY_ARGS, "--epochs", "1", "--head", "kan", "--out", str(out),
+        "--no-progress",
+    ]  # fmt: skip
+    metrics = train.main(args)
+    assert metrics["config"]["model"]["head"] == "kan"
+    evaluated = evaluate.main([str(out / "best.pt"), *args[:6], *SPLIT_ARGS, "--no-progress"])
+    assert evaluated["test"] == metrics["test"]
