@@ -8,6 +8,8 @@ import math
 
 import pytest
 import torch
+from hypothesis import given, note, settings
+from hypothesis import strategies as st
 from torch import nn
 
 import mkcc_kernels
@@ -309,3 +311,39 @@ def test_kan_passes_options_to_every_layer_and_names_unknown_ones():
         KAN([2, 1], grid_sise=3)
     with pytest.raises(ValueError, match=r"^layers_hidden: expected at least two widths"):
         KAN([4])
+
+
+# ---- random cases (hypothesis) ----------------------------------------------------------
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    rows=st.integers(0, 6),
+    in_features=st.integers(1, 4),
+    out_features=st.integers(1, 3),
+    grid_size=st.integers(1, 6),
+    order=st.integers(1, 4),
+    scaled=st.booleans(),
+    repeated=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_random_cases_follow_the_spec(
+    rows, in_features, out_features, grid_size, order, scaled, repeated, seed
+):
+    """Random shapes, orders and non-uniform knots (with a repeated knot in some cases: a
+    zero-width interval contributes 0), x partly outside the grid and on knots."""
+    base, spline, grid, scaler = random_layer_tensors(
+        out_features, in_features, grid_size, order, seed
+    )
+    if repeated and grid_size + 2 * order >= 3:
+        grid[:, 2] = grid[:, 1]
+    g = torch.Generator().manual_seed(seed + 1)
+    x = torch.randn(rows, in_features, dtype=F64, generator=g) * 1.5
+    if rows:
+        x[0, 0] = float(grid[0, min(order + 1, grid.shape[1] - 1)])
+    scaler = scaler if scaled else None
+    note(f"x={x.tolist()} grid={grid.tolist()}")
+    out = kan_linear(x, base, spline, grid, order, scaler)
+    expected = spec_forward(x, base, spline, grid, order, scaler)
+    assert out.shape == (rows, out_features)
+    assert_close(out, expected, TOLERANCE[F64], "output")
