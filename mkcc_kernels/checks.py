@@ -168,6 +168,19 @@ def check_conv1d_call(x: Tensor, base_weight: Tensor, spline_weight: Tensor, con
     check_span(x.shape[2], base_weight.shape[2], conv.dilation, conv.pad_left, conv.pad_right)
 
 
+def check_grad_out(grad_out: Tensor, x: Tensor, shape: tuple[int, ...]) -> None:
+    """The output gradient of a backward op: a tensor of the forward output's ``shape`` and of
+    x's dtype and device."""
+    if not isinstance(grad_out, Tensor):
+        raise TypeError(f"grad_out: expected a torch.Tensor, got {type(grad_out).__name__}")
+    if tuple(grad_out.shape) != tuple(shape):
+        raise ValueError(
+            f"grad_out: expected shape {list(shape)} (the forward's output), got "
+            f"{tuple(grad_out.shape)}"
+        )
+    _check_like("grad_out", grad_out, x)
+
+
 def check_kan_linear_tensors(
     x: Tensor,
     base_weight: Tensor,

@@ -268,3 +268,17 @@ def test_planners_take_more_rows_than_int32_and_use_one_grid_axis():
         triton_ops.plan_forward(
             x, base, spline, Conv1dArgs(1, 0, 0, 1, 1, 3, -1.0, 1.0), launches.append
         )
+
+
+def test_backward_op_checks_grad_out():
+    x = torch.randn(2, 3, 10, device=DEVICE)
+    base, spline = torch.randn(4, 3, 3, device=DEVICE), torch.randn(4, 3, 3, 8, device=DEVICE)
+    conv = (1, 1, 1, 1, 1, 3, -1.0, 1.0)
+    with pytest.raises(ValueError, match=r"^grad_out: expected shape \[2, 4, 10\]"):
+        torch.ops.mkcc.kan_conv1d_bwd_triton(
+            torch.randn(2, 4, 9, device=DEVICE), x, base, spline, *conv, True, True
+        )
+    with pytest.raises(TypeError, match=r"^grad_out: expected dtype torch.float32"):
+        torch.ops.mkcc.kan_conv1d_bwd_triton(
+            torch.randn(2, 4, 10, device=DEVICE).double(), x, base, spline, *conv, True, True
+        )

@@ -29,14 +29,21 @@ from torch import Tensor
 from torch.library import triton_op, wrap_triton
 from triton.runtime.interpreter import InterpretedFunction
 
-from ..checks import check_conv1d_call
+from ..checks import check_conv1d_call, check_grad_out
 from ..triton.kan_conv1d import (
     _kan_conv1d_bwd_dw_kernel,
     _kan_conv1d_bwd_dx_kernel,
     _kan_conv1d_fwd_kernel,
 )
 from ._autograd import register
-from .common import BACKWARD_SCHEMA, FORWARD_SCHEMA, Conv1dArgs, new_output, out_length
+from .common import (
+    BACKWARD_SCHEMA,
+    FORWARD_SCHEMA,
+    Conv1dArgs,
+    forward_shape,
+    new_output,
+    out_length,
+)
 
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 # The kernels' feature block: features are contracted 16 at a time (the smallest tl.dot depth
@@ -426,6 +433,7 @@ def kan_conv1d_bwd_triton(
     conv = Conv1dArgs(*conv_and_flags[:-2])
     input_grad, weight_grad = conv_and_flags[-2:]
     _check(x, base_weight, spline_weight, conv)
+    check_grad_out(grad_out, x, forward_shape(x, base_weight, *conv))
     with _device_guard(x):
         return plan_backward(
             grad_out.contiguous(), x, base_weight, spline_weight, conv, input_grad, weight_grad,
