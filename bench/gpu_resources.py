@@ -1,10 +1,11 @@
 """Compile-time GPU resource check: every Triton launch the op planners make for the layer
 shapes of the tests, the MKCC model and bench's GPU set, for fp32 (TF32 and IEEE dots), fp16 and
-bf16 and spline orders 1-4, compiled for sm_80 and sm_90 without a GPU; plus the CUDA C++
-kernels in ``_C``. Prints the tables (markdown) and exits with status 1 on a compile error, a
-spill or shared memory over the arch's per-block limit.
+bf16 and spline orders 1-4, compiled for sm_80 and sm_90 without a GPU; the same for the
+KANLinear kernels at the KANLinear benchmark shapes; plus the CUDA C++ kernels in ``_C``. Prints
+the tables (markdown) and exits with status 1 on a compile error, a spill or shared memory over
+the arch's per-block limit.
 
-    python -m bench.gpu_resources                 # both tables, markdown
+    python -m bench.gpu_resources                 # the tables, markdown
     python -m bench.gpu_resources --json out.json # also the rows as JSON
 
 Run it without ``TRITON_INTERPRET=1`` (the kernels must be compiled functions); no GPU needed.
@@ -30,6 +31,7 @@ from mkcc_kernels.gpu_resources import (
     Layer,
     cuda_problems,
     cuda_resources,
+    linear_triton_resources,
     problems,
     triton_resources,
 )
@@ -176,6 +178,16 @@ def main(argv: list[str] | None = None) -> int:
         + ", ".join(f"sm_{arch} {limit // 1024} KB" for arch, limit in SHARED_LIMIT.items())
     )
     print(triton_table(builds))
+    started = time.perf_counter()
+    linear_builds = linear_triton_resources(jobs=args.jobs)
+    elapsed = time.perf_counter() - started
+    found += problems(linear_builds)
+    print(
+        f"\nKANLinear Triton: {len(linear_builds)} distinct builds for the KANLinear benchmark "
+        f"shapes x the same precisions, orders and archs, compiled in {elapsed:.0f} s"
+    )
+    print(triton_table(linear_builds))
+    builds += linear_builds
     kernels: list[CudaKernel] = []
     if not args.no_cuda:
         from mkcc_kernels import build_info

@@ -104,5 +104,69 @@ def main(argv: list[str] | None = None) -> None:
     print(f"wrote {speedup_path}, {memory_path} and {throughput_path}")
 
 
+def plot_linear(rows, prefix: Path) -> list[Path]:
+    """Plots of a ``bench.linear_bench`` run: ``PREFIX_speedup.png`` (each provider's speed-up
+    over ``efficient-kan-compiled`` per shape, one panel per mode, log scale) and
+    ``PREFIX_memory.png`` (MB saved for backward per provider and shape in forward+backward
+    mode, with each shape's ``x + weights + grid`` bound of ``mkcc-reference`` as a line).
+    ``rows``: dicts with ``provider``, ``mode``, ``shape``, ``metric`` and ``p50`` (as
+    ``report.load(csv).values()`` gives, or the benchmark's own rows)."""
+    values = {(r["provider"], r["mode"], r["shape"], r["metric"]): float(r["p50"]) for r in rows}
+    shapes = list(dict.fromkeys(k[2] for k in values))
+    modes = list(dict.fromkeys(k[1] for k in values))
+    labels = [shape.replace("x", ",") for shape in shapes]
+    prefix = Path(prefix)
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+
+    def bars(ax, metric, mode, providers):
+        width = 0.8 / max(1, len(providers))
+        for n, provider in enumerate(providers):
+            heights = [values.get((provider, mode, shape, metric), 0.0) for shape in shapes]
+            positions = [i + (n - (len(providers) - 1) / 2) * width for i in range(len(shapes))]
+            ax.bar(positions, heights, width, label=provider)
+        ax.set_xticks(range(len(shapes)), labels, fontsize=7, rotation=20)
+        ax.set_xlabel("shape (N, in, out)")
+        ax.legend(fontsize=7)
+
+    written = []
+    fig, axes = plt.subplots(1, len(modes), figsize=(6 * len(modes), 4.5), squeeze=False)
+    for ax, mode in zip(axes[0], modes):
+        providers = [
+            p
+            for p in dict.fromkeys(k[0] for k in values if k[3] == "speedup_vs_compiled")
+            if p != "efficient-kan-compiled"
+        ]
+        bars(ax, "speedup_vs_compiled", mode, providers)
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set_yscale("log")
+        ax.set_ylabel("speed-up over efficient-kan-compiled (x, log)")
+        ax.set_title(f"KANLinear, {mode} (median time ratio)")
+    fig.tight_layout()
+    written.append(prefix.with_name(prefix.name + "_speedup.png"))
+    fig.savefig(written[-1], dpi=120)
+    plt.close(fig)
+
+    mode = "fwd+bwd"
+    providers = list(dict.fromkeys(k[0] for k in values if k[3] == "saved_mb" and k[1] == mode))
+    if providers:
+        fig, ax = plt.subplots(figsize=(9, 4.5))
+        bars(ax, "saved_mb", mode, providers)
+        label = "bound x + weights + grid"
+        for i, shape in enumerate(shapes):
+            bound = values.get(("mkcc-reference", mode, shape, "bound_mb"))
+            if bound:
+                ax.hlines(bound, i - 0.45, i + 0.45, colors="black", linestyles="--", label=label)
+                label = None
+        ax.set_yscale("log")
+        ax.set_ylabel("MB saved for backward (log)")
+        ax.set_title("KANLinear: memory autograd keeps for backward, per provider")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        written.append(prefix.with_name(prefix.name + "_memory.png"))
+        fig.savefig(written[-1], dpi=120)
+        plt.close(fig)
+    return written
+
+
 if __name__ == "__main__":
     main()

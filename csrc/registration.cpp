@@ -31,6 +31,19 @@ TORCH_LIBRARY(mkcc, m) {
       "float grid_lo, float grid_hi, bool input_grad, bool weight_grad) "
       "-> (Tensor, Tensor, Tensor)",
       {at::Tag::pt2_compliant_tag});
+  // KANLinear on x [N, in] with each input feature's knots grid [in, G + 2K + 1]; the scaler
+  // (or None) multiplies the spline weight inside the op, so that autograd saves no scaled copy.
+  m.def(
+      "kan_linear_fwd(Tensor x, Tensor base_weight, Tensor spline_weight, Tensor? spline_scaler, "
+      "Tensor grid, int spline_order) -> Tensor",
+      {at::Tag::pt2_compliant_tag});
+  // Gradients with respect to x, base_weight, spline_weight and spline_scaler; one not asked
+  // for (or without a scaler) comes back as an empty tensor of shape [0].
+  m.def(
+      "kan_linear_bwd(Tensor grad_out, Tensor x, Tensor base_weight, Tensor spline_weight, "
+      "Tensor? spline_scaler, Tensor grid, int spline_order, bool input_grad, bool weight_grad) "
+      "-> (Tensor, Tensor, Tensor, Tensor)",
+      {at::Tag::pt2_compliant_tag});
 }
 
 namespace {

@@ -3,11 +3,13 @@ time for sm_80 and sm_90, and the CUDA C++ kernels inside ``_C``, read with the 
 that ships with Triton (registers per thread, stack bytes per thread — spills —, shared memory
 per block).
 
-    rows = triton_resources(layers)        # one row per distinct kernel build
+    rows = triton_resources(layers)        # one row per distinct kernel build (KANConv1d)
+    rows = linear_triton_resources(LINEAR_BENCH_LAYERS)   # the same for KANLinear
     problems(rows)                         # compile errors, spills, shared memory over the limit
 
 The launches come from the op planners themselves (``plan_forward`` / ``plan_backward`` of
-``mkcc_kernels.ops.triton_ops``, run on meta tensors with a launcher that records instead of
+``mkcc_kernels.ops.triton_ops``, ``plan_linear_forward`` / ``plan_linear_backward`` of
+``mkcc_kernels.ops.triton_linear``, run on meta tensors with a launcher that records instead of
 launching), so the check follows every change of tile table, packing or arguments. Needs the
 Triton kernels as compiled functions: run it in a process without ``TRITON_INTERPRET=1``.
 """
@@ -15,6 +17,7 @@ Triton kernels as compiled functions: run it in a process without ``TRITON_INTER
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import subprocess
@@ -50,6 +53,27 @@ class Layer:
     dilation: int = 1
     groups: int = 1
     grid_size: int = 5
+
+
+@dataclass(frozen=True)
+class LinearLayer:
+    """A KANLinear call: input ``[batch, in_features]``, ``out_features`` outputs."""
+
+    batch: int
+    in_features: int
+    out_features: int
+    grid_size: int = 5
+
+
+# The KANLinear benchmark shapes: MNIST-sized input (784 -> 256), a square hidden layer
+# (256 -> 256), ViT-Base tokens (6304 = 32 images x 197 tokens, 768 -> 768), a long thin batch
+# (64 -> 64).
+LINEAR_BENCH_LAYERS = (
+    LinearLayer(4096, 784, 256),
+    LinearLayer(8192, 256, 256),
+    LinearLayer(6304, 768, 768),
+    LinearLayer(65536, 64, 64),
+)
 
 
 @dataclass
@@ -136,14 +160,43 @@ def _recorded_launches(layer: Layer, dtype: torch.dtype, spline_order: int, ieee
     return launches
 
 
+def _recorded_linear_launches(layer: LinearLayer, dtype: torch.dtype, spline_order: int,
+                              ieee: bool):  # fmt: skip
+    """The launches the KANLinear planners make for one forward and one full backward of
+    ``layer`` (with a scaler; meta tensors)."""
+    from .ops import triton_linear
+
+    launches = []
+    meta = dict(device="meta", dtype=dtype)
+    x = torch.empty(layer.batch, layer.in_features, **meta)
+    base = torch.empty(layer.out_features, layer.in_features, **meta)
+    spline = torch.empty(*base.shape, layer.grid_size + spline_order, **meta)
+    scaler = torch.empty(base.shape, **meta)
+    grid = torch.empty(layer.in_features, layer.grid_size + 2 * spline_order + 1, **meta)
+    grad_out = torch.empty(layer.batch, layer.out_features, **meta)
+    with _tf32(not ieee):
+        triton_linear.check_dtype(x)
+        triton_linear.plan_linear_forward(
+            x, base, spline, scaler, grid, spline_order, launches.append
+        )
+        triton_linear.plan_linear_backward(
+            grad_out, x, base, spline, scaler, grid, spline_order, True, True, launches.append,
+            _MULTIPROCESSORS,
+        )  # fmt: skip
+    return launches
+
+
 @contextlib.contextmanager
 def _tf32(allow: bool) -> Iterator[None]:
-    saved = torch.backends.cudnn.allow_tf32
+    """TF32 allowed or not for both layers' switches (``nn.Conv1d``'s cudnn flag, ``nn.Linear``'s
+    matmul flag)."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
     torch.backends.cudnn.allow_tf32 = allow
+    torch.backends.cuda.matmul.allow_tf32 = allow
     try:
         yield
     finally:
-        torch.backends.cudnn.allow_tf32 = saved
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 def _compile_inputs(launch, arch: int):
@@ -170,11 +223,9 @@ def _compile(job) -> tuple[int, int, int, str]:
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    from .ops.triton_ops import KERNELS
-
     try:
         compiled = triton.compile(
-            ASTSource(KERNELS[name], signature, constants, attrs),
+            ASTSource(_kernels()[name], signature, constants, attrs),
             target=GPUTarget("cuda", arch, 32),
             options=options,
         )
@@ -190,6 +241,13 @@ def _compile(job) -> tuple[int, int, int, str]:
     return registers, stack, max(static_shared, int(compiled.metadata.shared)), ""
 
 
+def _kernels() -> dict:
+    """Every Triton kernel by launch name."""
+    from .ops import triton_linear, triton_ops
+
+    return {**triton_ops.KERNELS, **triton_linear.KERNELS}
+
+
 def triton_resources(
     layers: Iterable[Layer],
     dtypes: Iterable[torch.dtype] = (torch.float32, torch.float16, torch.bfloat16),
@@ -200,6 +258,49 @@ def triton_resources(
     """Every distinct build the planners launch for ``layers`` x dtypes x spline orders (fp32
     both with TF32 and with IEEE dots) x archs, compiled and read; ``jobs`` worker processes
     (default: every core)."""
+
+    def recorded():
+        for layer in layers:
+            for dtype, ieee, order in _variants(dtypes, spline_orders):
+                yield dtype, ieee, order, _recorded_launches(layer, dtype, order, ieee)
+
+    return _compile_builds(recorded(), archs, jobs)
+
+
+def linear_triton_resources(
+    layers: Iterable[LinearLayer] = LINEAR_BENCH_LAYERS,
+    dtypes: Iterable[torch.dtype] = (torch.float32, torch.float16, torch.bfloat16),
+    spline_orders: Iterable[int] = (1, 2, 3, 4),
+    archs: Iterable[int] = ARCHS,
+    jobs: int | None = None,
+) -> list[Build]:
+    """``triton_resources`` for KANLinear calls: every distinct build the KANLinear planners
+    launch for ``layers`` (default: the benchmark shapes) x dtypes x spline orders (fp32 with
+    TF32 and with IEEE dots) x archs, compiled and read."""
+
+    def recorded():
+        for layer in layers:
+            for dtype, ieee, order in _variants(dtypes, spline_orders):
+                yield dtype, ieee, order, _recorded_linear_launches(layer, dtype, order, ieee)
+
+    return _compile_builds(recorded(), archs, jobs)
+
+
+def _variants(dtypes: Iterable[torch.dtype], spline_orders: Iterable[int]):
+    """(dtype, ieee, spline order): fp32 both with TF32 and with IEEE dots."""
+    orders = list(spline_orders)
+    for dtype in dtypes:
+        for ieee in (False, True) if dtype == torch.float32 else (False,):
+            for order in orders:
+                yield dtype, ieee, order
+
+
+_KERNEL_ORDER = ("fwd", "dx", "dw", "linear_fwd", "linear_dx", "linear_dw")
+
+
+def _compile_builds(recorded, archs: Iterable[int], jobs: int | None) -> list[Build]:
+    """The distinct builds among ``recorded`` ((dtype, ieee, order, launches) tuples) x archs,
+    compiled in ``jobs`` worker processes (default: every core) and read."""
     from .ops import triton_ops
 
     if triton_ops.interpreter_enabled():
@@ -207,31 +308,24 @@ def triton_resources(
             "the Triton kernels were defined for the interpreter (TRITON_INTERPRET=1): "
             "compile-time resources need a process without it"
         )
+    archs = list(archs)
     builds: dict[str, Build] = {}
     compile_jobs: dict[str, tuple] = {}
-    for layer in layers:
-        for dtype in dtypes:
-            for ieee in (False, True) if dtype == torch.float32 else (False,):
-                for order in spline_orders:
-                    for launch in _recorded_launches(layer, dtype, order, ieee):
-                        for arch in archs:
-                            signature, constants, attrs, options = _compile_inputs(launch, arch)
-                            key = repr((launch.name, arch, signature, constants, attrs, options))
-                            if key not in builds:
-                                c = launch.constants
-                                tiles = "x".join(
-                                    str(c[k])
-                                    for k in ("BLOCK_M", "BLOCK_N", "BLOCK_O", "BLOCK_C")
-                                    if k in c
-                                ) + f" w{c['num_warps']} s{c['num_stages']}"  # fmt: skip
-                                builds[key] = Build(
-                                    launch.name, arch, _DTYPE_NAMES[dtype], order, ieee,
-                                    tiles, 0,
-                                )  # fmt: skip
-                                compile_jobs[key] = (
-                                    launch.name, arch, signature, constants, attrs, options
-                                )  # fmt: skip
-                            builds[key].layers += 1
+    for dtype, ieee, order, launches in recorded:
+        for launch in launches:
+            for arch in archs:
+                signature, constants, attrs, options = _compile_inputs(launch, arch)
+                key = repr((launch.name, arch, signature, constants, attrs, options))
+                if key not in builds:
+                    c = launch.constants
+                    tiles = "x".join(
+                        str(c[k]) for k in ("BLOCK_M", "BLOCK_N", "BLOCK_O", "BLOCK_C") if k in c
+                    ) + f" w{c['num_warps']} s{c['num_stages']}"  # fmt: skip
+                    builds[key] = Build(
+                        launch.name, arch, _DTYPE_NAMES[dtype], order, ieee, tiles, 0
+                    )
+                    compile_jobs[key] = (launch.name, arch, signature, constants, attrs, options)
+                builds[key].layers += 1
     keys = list(compile_jobs)
     with ProcessPoolExecutor(jobs or os.cpu_count() or 1) as pool:
         for key, (registers, stack, shared, error) in zip(
@@ -241,11 +335,22 @@ def triton_resources(
             build.registers, build.stack, build.shared, build.error = (
                 registers, stack, shared, error
             )  # fmt: skip
-    order = {"fwd": 0, "dx": 1, "dw": 2}
     return sorted(
         builds.values(),
-        key=lambda b: (order[b.kernel], b.arch, b.precision, b.spline_order, b.tiles),
+        key=lambda b: (_KERNEL_ORDER.index(b.kernel), b.arch, b.precision, b.spline_order, b.tiles),
     )
+
+
+def linear_report(layers: Iterable[LinearLayer] = LINEAR_BENCH_LAYERS, jobs: int | None = None):
+    """``linear_triton_resources`` as a JSON-ready dict: the layers, one row per build, and the
+    ``problems`` found."""
+    layers = list(layers)
+    builds = linear_triton_resources(layers, jobs=jobs)
+    return {
+        "layers": [dataclasses.asdict(layer) for layer in layers],
+        "triton": [dataclasses.asdict(b) for b in builds],
+        "problems": problems(builds),
+    }
 
 
 _KERNEL_NAME = re.compile(r"(kan_conv1d_[a-z_]*kernel)I(f|d|N3c104HalfE|N3c108BFloat16E)Li(\d)E")

@@ -5,9 +5,11 @@ functional ``kan_linear``. The math is ``shared/KAN_LINEAR_SPEC.md``'s:
     y = silu(x) @ base_weight^T + sum_{i, j} scaled_spline_weight[o, i, j] * B_{i, j}(x_i)
 
 with ``B_{i, j}`` the order-K B-splines on feature i's own knot vector ``grid[i]`` (uniform at
-first, data-adaptive after ``update_grid``). Backends: ``reference`` (the expansion + one
-``linear``, any device and floating dtype); the fused kernels are not written yet, so ``auto``
-picks ``reference``.
+first, data-adaptive after ``update_grid``). Backends: ``cpu`` (the fused C++ kernels, float32
+and float64), ``triton`` (the fused Triton kernels: CUDA tensors, float32/float16/bfloat16),
+``reference`` (the expansion + one ``linear``, any device and floating dtype) and ``auto``
+(``cpu`` or ``triton`` where they run, else ``reference``). The fused ops save only ``x``, the
+weights and the grid for backward.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from . import backends
 from .checks import (
     check_kan_linear_tensors,
     check_knots,
@@ -28,17 +31,43 @@ from .checks import (
 )
 from .reference import bspline_basis_on, kan_linear_reference, knots
 
-LINEAR_BACKENDS = ("auto", "reference")
+LINEAR_BACKENDS = ("auto", "cpu", "triton", "reference")
+_FUSED_DTYPES = {
+    "cpu": (torch.float32, torch.float64),
+    "triton": (torch.float32, torch.float16, torch.bfloat16),
+}
 
 
 def linear_backend_arg(backend: str) -> str:
-    """The backend of a KANLinear call: only the reference exists for this layer so far."""
+    """``backend`` if it names a KANLinear backend."""
     if backend not in LINEAR_BACKENDS:
         raise ValueError(
-            f"backend: KANLinear runs on {', '.join(map(repr, LINEAR_BACKENDS))} (its fused "
-            f"kernels are not written yet), got {backend!r}"
+            f"backend: KANLinear runs on {', '.join(map(repr, LINEAR_BACKENDS))}, got {backend!r}"
         )
-    return "reference"
+    return backend
+
+
+def resolve_linear_backend(backend: str, x: Tensor) -> str:
+    """The concrete backend for ``x`` (device, dtype and build only: fixed at trace time)."""
+    linear_backend_arg(backend)
+    available = [b for b in backends.available_backends(x.device) if b in LINEAR_BACKENDS]
+    if backend == "auto":
+        for fused in ("cpu", "triton"):
+            if fused in available and x.dtype in _FUSED_DTYPES[fused]:
+                return fused
+        return "reference"
+    if backend not in available:
+        raise ValueError(
+            f"backend: {backend!r} is not available for {x.device.type} tensors here; "
+            f"available: {', '.join(map(repr, available))}"
+        )
+    if backend in _FUSED_DTYPES and x.dtype not in _FUSED_DTYPES[backend]:
+        names = ", ".join(str(d).removeprefix("torch.") for d in _FUSED_DTYPES[backend])
+        raise TypeError(
+            f"x: backend {backend!r} supports {names}, got {x.dtype} (use backend='reference' "
+            "for other dtypes)"
+        )
+    return backend
 
 
 def uniform_grid(
@@ -74,7 +103,8 @@ def kan_linear(
 
     ``base_weight [out, in]``, ``spline_weight [out, in, G + K]``, ``grid [in, G + 2K + 1]``
     (non-decreasing finite knots per input feature), ``spline_scaler [out, in]`` or None (then
-    ``spline_weight`` is used as it is). ``backend``: ``"auto"`` or ``"reference"``. The knots
+    ``spline_weight`` is used as it is). ``backend``: ``"auto"``, ``"cpu"``, ``"triton"`` or
+    ``"reference"`` (``resolve_linear_backend``). The knots
     are checked in eager mode; under ``torch.compile`` (where that check would be a
     data-dependent branch) they are not, so set them through ``KANLinear``, which checks them
     whenever they change.
@@ -83,10 +113,19 @@ def kan_linear(
     check_kan_linear_tensors(x, base_weight, spline_weight, grid, spline_order, spline_scaler)
     if not torch.compiler.is_compiling():
         check_knots(grid)
-    linear_backend_arg(backend)
+    backend = resolve_linear_backend(backend, x)
     flat = x.reshape(-1, x.shape[-1])
-    weight = scaled_spline_weight(spline_weight, spline_scaler)
-    out = kan_linear_reference(flat, base_weight, weight, grid, spline_order)
+    if backend == "cpu":
+        out = torch.ops.mkcc.kan_linear_fwd(
+            flat, base_weight, spline_weight, spline_scaler, grid, spline_order
+        )
+    elif backend == "triton":
+        out = torch.ops.mkcc.kan_linear_fwd_triton(
+            flat, base_weight, spline_weight, spline_scaler, grid, spline_order
+        )
+    else:
+        weight = scaled_spline_weight(spline_weight, spline_scaler)
+        out = kan_linear_reference(flat, base_weight, weight, grid, spline_order)
     return out.view(*x.shape[:-1], base_weight.shape[0])
 
 
@@ -99,7 +138,8 @@ class KANLinear(nn.Module):
     [in, G + 2K + 1]``. Input ``[..., in]``, output ``[..., out]``.
 
     ``base_activation`` other than ``nn.SiLU`` runs the reference with that activation (the
-    fused kernels, when they come, compute silu only). One difference from efficient-kan, on
+    fused kernels compute silu only; asking for a fused backend with another activation is an
+    error). One difference from efficient-kan, on
     purpose: ``update_grid`` keeps the layer's function when ``spline_scaler`` is not 1 (it
     stores the refitted coefficients divided by the scaler; efficient-kan stores them undivided,
     which scales its spline part by the scaler after every update).
@@ -135,6 +175,11 @@ class KANLinear(nn.Module):
         self.scale_spline = scale_spline
         self.enable_standalone_scale_spline = enable_standalone_scale_spline
         self.base_activation = base_activation()
+        if backend in _FUSED_DTYPES and not isinstance(self.base_activation, nn.SiLU):
+            raise ValueError(
+                f"backend: {backend!r} computes silu as the base activation; "
+                f"{type(self.base_activation).__name__} runs on backend='reference' (or 'auto')"
+            )
         self.grid_eps = grid_eps
 
         factory = {"device": device, "dtype": dtype}

@@ -44,10 +44,11 @@ def bspline_basis_on(x: Tensor, t: Tensor, spline_order: int) -> Tensor:
     """
     lo, hi = t[..., 0], t[..., -1]
     inside = (x >= lo) & (x < hi)
-    # Outside the grid every order-0 indicator is zero; evaluating the recursion at a finite
-    # point there keeps 0 * inf from turning into NaN.
+    # Outside the grid every order-0 indicator is zero (set so: at t_0, where the recursion is
+    # evaluated there, an interval past repeated first knots would hold it); evaluating the
+    # recursion at a finite point keeps 0 * inf from turning into NaN.
     xe = torch.where(inside, x, lo).unsqueeze(-1)
-    bases = ((xe >= t[..., :-1]) & (xe < t[..., 1:])).to(x.dtype)
+    bases = ((xe >= t[..., :-1]) & (xe < t[..., 1:]) & inside.unsqueeze(-1)).to(x.dtype)
     for d in range(1, spline_order + 1):
         left = _nonzero(t[..., d:-1] - t[..., : -(d + 1)])
         right = _nonzero(t[..., d + 1 :] - t[..., 1:-d])

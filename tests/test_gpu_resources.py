@@ -1,7 +1,8 @@
 """GPU readiness known without a GPU: every Triton launch the op planners make for the tests',
 the MKCC model's and bench's GPU layer shapes (fp32 with TF32 and IEEE dots, fp16, bf16, spline
 orders 1-4) compiles for sm_80 and sm_90 without spilling registers and within the arch's
-shared memory, and the CUDA C++ kernels keep no stack frame beyond the explained exceptions."""
+shared memory, and the CUDA C++ kernels keep no stack frame beyond the explained exceptions;
+the same for every KANLinear launch at the KANLinear benchmark shapes."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import pytest
 
 from mkcc_kernels import build_info
 from mkcc_kernels.gpu_resources import (
+    LINEAR_BENCH_LAYERS,
     SHARED_LIMIT,
     Build,
     CudaKernel,
@@ -40,6 +42,29 @@ def report(tmp_path_factory) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     result = subprocess.run(
         [sys.executable, "-m", "bench.gpu_resources", "--json", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return json.loads(out.read_text())
+
+
+@pytest.fixture(scope="module")
+def linear_report(tmp_path_factory) -> dict:
+    """``gpu_resources.linear_report()`` (the KANLinear launches at the benchmark shapes), run in
+    a process without TRITON_INTERPRET."""
+    out = tmp_path_factory.mktemp("resources") / "linear.json"
+    script = (
+        "import json, sys\n"
+        "from mkcc_kernels.gpu_resources import linear_report\n"
+        "json.dump(linear_report(), open(sys.argv[1], 'w'), indent=1)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(out)],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -76,6 +101,36 @@ def test_layer_sets_include_the_model_and_bench_shapes(report):
     # MKCC audio part 1 (10 MFCCs -> 64 per scale) and video part 2 (192 -> 128), k = 3, 5, 7
     assert {(10, 64, 3), (10, 64, 7), (192, 128, 5)} <= layers
     assert (256, 256, 5) in layers  # bench's GPU set
+
+
+def test_every_kan_linear_launch_compiles_without_spills(linear_report):
+    assert linear_report["problems"] == []
+    for build in linear_report["triton"]:
+        what = f"{build['kernel']} sm_{build['arch']} {build['dtype']} K={build['spline_order']}"
+        assert build["error"] == "", what
+        assert build["stack"] == 0, what
+        assert 0 < build["registers"] <= 255, what
+        assert 0 < build["shared"] <= SHARED_LIMIT[build["arch"]], what
+
+
+def test_kan_linear_benchmark_shapes_kernels_archs_orders_and_precisions_are_covered(
+    linear_report,
+):
+    layers = {
+        (la["batch"], la["in_features"], la["out_features"]) for la in linear_report["layers"]
+    }
+    assert layers == {(4096, 784, 256), (8192, 256, 256), (6304, 768, 768), (65536, 64, 64)}
+    assert len(LINEAR_BENCH_LAYERS) == 4
+    builds = linear_report["triton"]
+    seen = {(b["kernel"], b["arch"], b["spline_order"], b["dtype"], b["ieee"]) for b in builds}
+    precisions = [("fp32", False), ("fp32", True), ("fp16", False), ("bf16", False)]
+    for kernel, arch, order, (dtype, ieee) in itertools.product(
+        ("linear_fwd", "linear_dx", "linear_dw"), (80, 90), (1, 2, 3, 4), precisions
+    ):
+        assert (kernel, arch, order, dtype, ieee) in seen
+    # 64 outputs and 256 / 768 outputs take different tensor-core tiles: both are compiled
+    wide = {b["tiles"] for b in builds if b["kernel"] == "linear_fwd" and not b["ieee"]}
+    assert len(wide) == 2, wide
 
 
 @pytest.mark.skipif(not build_info()["cuda_compiled"], reason="this build has no CUDA kernels")

@@ -11,6 +11,7 @@
 #include "../host.h"
 #include "isa.h"
 #include "kernels.h"
+#include "packing.h"
 #include "workspace.h"
 
 namespace mkcc {
@@ -24,19 +25,6 @@ constexpr int64_t kMaxTimeTile = 128;
 constexpr int64_t kMinTimeTile = 16;
 // Output positions per forward work item when it blocks several batch elements (short outputs).
 constexpr int64_t kMaxBatchPositions = 128;
-
-// Calls `function` of the instruction-set build that current_isa() picked (the one place that
-// switches on it).
-#if defined(__x86_64__)
-#define MKCC_CPU_CALL(function, ...)                                  \
-  switch (current_isa()) {                                            \
-    case Isa::avx512: return avx512::function(__VA_ARGS__);           \
-    case Isa::avx2: return avx2::function(__VA_ARGS__);               \
-    default: return generic::function(__VA_ARGS__);                   \
-  }
-#else
-#define MKCC_CPU_CALL(function, ...) return generic::function(__VA_ARGS__)
-#endif
 
 template <typename Args>
 void run_forward(const Args& a, int64_t begin, int64_t end, void* scratch) {
@@ -59,144 +47,6 @@ void run_transpose(const T* src, int64_t src_stride, int64_t rows, int64_t cols,
   MKCC_CPU_CALL(transpose, src, src_stride, rows, cols, dst, dst_stride);
 }
 
-#undef MKCC_CPU_CALL
-
-// count runs of `run` values, src_step and dst_step apart.
-template <typename scalar_t>
-void copy_runs(const scalar_t* src, int64_t src_step, scalar_t* dst, int64_t dst_step,
-               int64_t count, int64_t run) {
-  for (int64_t i = 0; i < count; ++i) {
-    memcpy(dst + i * dst_step, src + i * src_step, sizeof(scalar_t) * run);
-  }
-}
-
-// fn(item, first, local_base, local_spline) for every (group, input channel) item, in parallel:
-// `first` is where the item's values for output channel 0 start in a [C_out, Cg, k] tensor (times
-// S in the [C_out, Cg, k, S] one; the next output channel's are Cg * k values on), and the
-// thread's local buffers hold [C_out / groups][k] and [C_out / groups][k][S] values, contents
-// left from the previous item (every value is set before it is read).
-template <typename scalar_t, typename Fn>
-void for_each_input_channel(const KanConv1dParams& p, const Fn& fn) {
-  const int64_t k = p.kernel_size;
-  const int64_t S = p.grid_size + p.spline_order;
-  const int64_t cog = p.out_per_group;
-  const int64_t cg = p.in_per_group;
-  at::parallel_for(0, p.groups * cg, 1, [&](int64_t begin, int64_t end) {
-    std::unique_ptr<scalar_t[]> local_base(new scalar_t[cog * k]);
-    std::unique_ptr<scalar_t[]> local_spline(new scalar_t[cog * k * S]);
-    for (int64_t item = begin; item < end; ++item) {
-      const int64_t g = item / cg;
-      const int64_t c = item % cg;
-      fn(item, (g * cog * cg + c) * k, local_base.get(), local_spline.get());
-    }
-  });
-}
-
-// Weights packed for the kernels, written by a loop over (group, input channel) items, each of
-// which fills its channel's block of k * num_rows * out_stride values (padded lanes included)
-// once. An item first copies its channel's values into local [C_out / groups][k] and
-// [C_out / groups][k][S] buffers (one contiguous run of each per output channel), then writes the
-// block in destination order, whole rows of contiguous stores. (Stores in source order put
-// each value on its own cache line of a fresh buffer; loads in destination order straight from
-// the weights hop between output channels C_in * k * S values apart, which at C_in = 192 and
-// k = 7 fall into 8 of L1's 64 sets. Either was ~15 % of a forward at (32, 192, 128, 15, 7).)
-// With `input_grad` false the [k][num_rows][out_stride] rows of cpu_packed_layout (spline
-// weights); with `input_grad` true the column blocks of cpu_input_grad_layout (differences of
-// consecutive spline weights).
-at::Tensor pack_weights_cpu(const at::Tensor& base_weight, const at::Tensor& spline_weight,
-                            const KanConv1dParams& p, const PackedLayout& layout,
-                            at::ScalarType dtype, bool input_grad = false) {
-  const auto base = base_weight.to(dtype).contiguous();      // [C_out, Cg, k]
-  const auto spline = spline_weight.to(dtype).contiguous();  // [C_out, Cg, k, S]
-  auto packed = workspace_tensor(
-      input_grad ? WorkspaceSlot::input_grad_weights : WorkspaceSlot::forward_weights,
-      {p.groups, p.in_per_group, p.kernel_size, layout.num_rows, layout.out_stride}, dtype);
-  const int64_t S = p.grid_size + p.spline_order;
-  const int64_t k = p.kernel_size;
-  const int64_t rows = layout.num_rows;  // 1 + S, or 2 + S for the input gradient
-  const int64_t lanes = kPackVectorBytes / static_cast<int64_t>(c10::elementSize(dtype));
-  const int64_t os = layout.out_stride;
-  const int64_t cog = p.out_per_group;
-  const int64_t cg = p.in_per_group;
-  AT_DISPATCH_FLOATING_TYPES(dtype, "pack_weights_cpu", [&] {
-    const scalar_t* b = base.const_data_ptr<scalar_t>();
-    const scalar_t* w = spline.const_data_ptr<scalar_t>();
-    scalar_t* out = packed.mutable_data_ptr<scalar_t>();
-    for_each_input_channel<scalar_t>(p, [&](int64_t item, int64_t first, scalar_t* local_base,
-                                            scalar_t* local_spline) {
-      copy_runs(b + first, cg * k, local_base, k, cog, k);
-      copy_runs(w + first * S, cg * k * S, local_spline, k * S, cog, k * S);
-      scalar_t* block = out + item * k * rows * os;
-      // Column blocks: one of all out_stride columns, or the input gradient's blocks.
-      for (int64_t c0 = 0; c0 < os;) {
-        const int64_t width = input_grad ? input_grad_block_vectors(c0, os, lanes) * lanes : os;
-        const int64_t c1 = std::min(cog, c0 + width);  // real columns [c0, c1)
-        for (int64_t j = 0; j < k; ++j) {
-          const scalar_t* tap_base = local_base + j;           // + o * k
-          const scalar_t* tap_spline = local_spline + j * S;   // + o * k * S
-          scalar_t* tap = block + c0 * k * rows + j * rows * width - c0;  // column o at o
-          for (int64_t row = 0; row < rows; ++row) {
-            scalar_t* dst = tap + row * width;
-            const int64_t i = row - 1;  // spline value (or difference) i
-            if (row == 0) {
-              for (int64_t o = c0; o < c1; ++o) dst[o] = tap_base[o * k];
-            } else if (!input_grad) {
-              for (int64_t o = c0; o < c1; ++o) dst[o] = tap_spline[o * k * S + i];
-            } else {  // value i minus value i - 1 (absent ones are zero)
-              for (int64_t o = c0; o < c1; ++o) {
-                const scalar_t* v = tap_spline + o * k * S;
-                dst[o] = (i < S ? v[i] : scalar_t(0)) - (i > 0 ? v[i - 1] : scalar_t(0));
-              }
-            }
-            for (int64_t o = std::max(c0, c1); o < c0 + width; ++o) dst[o] = scalar_t(0);
-          }
-        }
-        c0 += width;
-      }
-    });
-  });
-  return packed;
-}
-
-// The weight gradients from the packed per-chunk sums (cpu_packed_layout): chunks added in a
-// fixed order, written into grad_base [C_out, Cg, k] and grad_spline [C_out, Cg, k, S]
-// (contiguous, x's dtype: see new_grad_outputs), one (group, input channel) per item. As in
-// pack_weights_cpu, the other way round: whole packed rows are summed into local [C_out / groups]
-// [k] and [C_out / groups][k][S] buffers, which go out as one run of each per output channel.
-template <typename scalar_t>
-void unpack_weight_grad_cpu(const at::Tensor& packed_grad, int64_t chunks,
-                            const KanConv1dParams& p, const PackedLayout& layout,
-                            at::Tensor& grad_base, at::Tensor& grad_spline) {
-  const int64_t S = p.grid_size + p.spline_order;
-  const int64_t k = p.kernel_size;
-  const int64_t rows = layout.num_rows;  // 1 + S
-  const int64_t os = layout.out_stride;
-  const int64_t block = k * rows * os;  // one (group, input channel)
-  const int64_t chunk_stride = p.groups * p.in_per_group * block;
-  const int64_t cog = p.out_per_group;
-  const int64_t cg = p.in_per_group;
-  const scalar_t* packed = packed_grad.const_data_ptr<scalar_t>();
-  scalar_t* gb = grad_base.mutable_data_ptr<scalar_t>();
-  scalar_t* gs = grad_spline.mutable_data_ptr<scalar_t>();
-  for_each_input_channel<scalar_t>(p, [&](int64_t item, int64_t first, scalar_t* local_base,
-                                          scalar_t* local_spline) {
-    const scalar_t* src = packed + item * block;
-    for (int64_t j = 0; j < k; ++j) {
-      for (int64_t row = 0; row < rows; ++row) {
-        const scalar_t* sums = src + (j * rows + row) * os;
-        scalar_t* dst = row == 0 ? local_base + j : local_spline + j * S + row - 1;
-        const int64_t dst_step = row == 0 ? k : k * S;
-        for (int64_t o = 0; o < cog; ++o) {
-          scalar_t sum = sums[o];
-          for (int64_t chunk = 1; chunk < chunks; ++chunk) sum += sums[chunk * chunk_stride + o];
-          dst[o * dst_step] = sum;
-        }
-      }
-    }
-    copy_runs(local_base, k, gb + first, cg * k, cog, k);
-    copy_runs(local_spline, k * S, gs + first * S, cg * k * S, cog, k * S);
-  });
-}
 
 // grad_out as [B][groups][T_out][out_stride], output channels innermost, padded lanes zero
 // (read through its strides: autograd often hands over expanded or transposed tensors), in
@@ -242,11 +92,6 @@ at::Tensor transpose_grad_out_cpu(const at::Tensor& grad_out, const KanConv1dPar
     }
   });
   return out;
-}
-
-// 64-byte aligned per-thread scratch (CPU allocations of ATen are 64-byte aligned).
-at::Tensor scratch_buffer(int64_t bytes) {
-  return at::empty({std::max<int64_t>(bytes, 64)}, at::kByte);
 }
 
 // The CPU passes behind the ops' entry points (host.h).

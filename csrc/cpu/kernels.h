@@ -222,8 +222,73 @@ static inline ScratchLayout weight_grad_scratch(const KanConv1dParams& p, int64_
                         5 * positions + 2 * (static_cast<int64_t>(p.num_intervals) + 1));
 }
 
+// KANLinear (x [N, in] -> [N, out], each input feature its own knots): the same micro-kernels
+// over a row tile. Its weights are those of a KANConv1d with C_in = in, k = 1 and one group
+// (cpu_packed_layout, cpu_input_grad_layout; kan_linear_cpu.cpp packs them), the features of
+// input feature i at scratch positions i * row_tile .. (one tap per feature, RowTaps spacing
+// row_tile), grad_out as rows [N][out_stride] (padded lanes zero).
+struct KanLinearParams {
+  int64_t batch;  // N
+  int64_t in_features;
+  int64_t out_features;
+  int64_t grid_size;
+  int spline_order;
+  int num_intervals;  // G + 2K: feature i's knots are knots[i * (G + 2K + 1) ..]
+};
+
+template <typename T>
+struct LinearInputs {
+  KanLinearParams p;
+  PackedLayout layout;
+  const T* x;      // [N, in]
+  const T* knots;  // [in, G + 2K + 1]
+  int64_t row_tile;
+};
+
+template <typename T>
+struct LinearForwardArgs : LinearInputs<T> {
+  const T* packed_weight;  // [in][1 + G + K][out_stride]
+  T* out;                  // [N, out]
+};
+
+template <typename T>
+struct LinearInputGradArgs : LinearInputs<T> {
+  const T* grad_out_rows;  // [N][out_stride]
+  const T* packed_weight;  // cpu_input_grad_layout, per-feature derivative weights
+  T* grad_x;               // [N, in]
+};
+
+template <typename T>
+struct LinearWeightGradArgs : LinearInputs<T> {
+  const T* grad_out_rows;  // [N][out_stride]
+  T* packed_grad;          // [in][1 + G + K][out_stride], each feature's block set by its item
+};
+
+// Input features whose features a forward or input-gradient row tile evaluates at once: their
+// packed weights (a column block of each) stay in L1 while the tile's rows run over them.
+constexpr int64_t kLinearFeatureChunk = 16;
+
+static inline ScratchLayout linear_forward_scratch(const PackedLayout& layout, int64_t row_tile,
+                                                   int64_t element_size) {
+  return scratch_layout(row_tile * layout.out_stride, row_tile * kLinearFeatureChunk,
+                        element_size);
+}
+
+static inline ScratchLayout linear_input_grad_scratch(int64_t row_tile, int64_t element_size) {
+  return scratch_layout(row_tile * kLinearFeatureChunk, row_tile * kLinearFeatureChunk,
+                        element_size);
+}
+
+// The weight gradient evaluates one feature of a row tile at a time and sorts its rows by knot
+// interval (order, local, first_row, bucket starts and cursors).
+static inline ScratchLayout linear_weight_grad_scratch(const KanLinearParams& p, int64_t row_tile,
+                                                       int64_t element_size) {
+  return scratch_layout(0, row_tile, element_size, 3 * row_tile + 2 * (p.grid_size + 1));
+}
+
 // Work items: forward over (batch block, group, time tile); input gradient over (input channel,
 // batch element); weight gradient over (batch chunk, input channel), each writing its own slice.
+// KANLinear: forward and input gradient over row tiles, weight gradient over input features.
 // transpose: dst[c * dst_stride + r] = src[r * src_stride + c] for r < rows, c < cols.
 #define MKCC_DECLARE_CPU_KERNELS(ISA)                                                        \
   namespace ISA {                                                                            \
@@ -236,6 +301,18 @@ static inline ScratchLayout weight_grad_scratch(const KanConv1dParams& p, int64_
                    void* scratch);                                                           \
   void weight_grad(const WeightGradArgs<double>& a, int64_t begin, int64_t end,             \
                    void* scratch);                                                           \
+  void linear_forward(const LinearForwardArgs<float>& a, int64_t begin, int64_t end,        \
+                      void* scratch);                                                        \
+  void linear_forward(const LinearForwardArgs<double>& a, int64_t begin, int64_t end,       \
+                      void* scratch);                                                        \
+  void linear_input_grad(const LinearInputGradArgs<float>& a, int64_t begin, int64_t end,   \
+                         void* scratch);                                                     \
+  void linear_input_grad(const LinearInputGradArgs<double>& a, int64_t begin, int64_t end,  \
+                         void* scratch);                                                     \
+  void linear_weight_grad(const LinearWeightGradArgs<float>& a, int64_t begin, int64_t end, \
+                          void* scratch);                                                    \
+  void linear_weight_grad(const LinearWeightGradArgs<double>& a, int64_t begin, int64_t end,\
+                          void* scratch);                                                    \
   void transpose(const float* src, int64_t src_stride, int64_t rows, int64_t cols,          \
                  float* dst, int64_t dst_stride);                                            \
   void transpose(const double* src, int64_t src_stride, int64_t rows, int64_t cols,         \

@@ -289,3 +289,182 @@ void evaluate_windows(const T* x_rows, int64_t row_stride, int64_t nb, int64_t l
                        zero_features_for_padding);
   }
 }
+
+// Per-feature knots (KANLinear: each input feature its own non-decreasing knot vector t of
+// num_intervals + 1 knots, uniform or not): the features of x[q], q < n, into scratch positions
+// 0 .. n as features_scalar writes them. kDerivatives false: silu(x), the K + 1 basis values
+// on their clamped rows, row offsets (rows of out_stride values) for cpu_packed_layout.
+// kDerivatives true: silu'(x) and the K degree K - 1 values B_{j, K-1}(x) on their clamped
+// rows of cpu_input_grad_layout, whose per-feature weights are K (w_j - w_{j-1}) /
+// (t_{j+K} - t_j) (d/dx of the spline; 0 where that width is 0), values[K] zero. Inputs outside
+// [t_0, t_{M-1}) get zero basis values on rows 1 .. K + 1. The math is basis.h's
+// (interval_constants, bspline_values_nonuniform); grids of up to kTableIntervals intervals
+// take a branch-free loop that selects from a per-interval table (vector code), larger ones a
+// binary search per position.
+constexpr int kTableIntervals = 16;
+constexpr int kSortBlock = 256;
+
+__attribute__((always_inline)) inline float exp_in_loop(float v) { return exp_branch_free(v); }
+__attribute__((always_inline)) inline double exp_in_loop(double v) { return exp(v); }
+
+template <typename T, int K, bool kDerivatives>
+__attribute__((always_inline)) inline int nonuniform_position_values(T u, const T* constants,
+                                                                     int m, int grid_size,
+                                                                     T* values) {
+  if constexpr (kDerivatives) {
+    bspline_values_nonuniform<K, K - 1>(u, constants, values);
+    values[K] = T(0);
+    return clamp_to_rows<T, K>(m - K + 1, grid_size + 1, values);
+  } else {
+    bspline_values_nonuniform<K, K>(u, constants, values);
+    return clamp_to_rows<T, K + 1>(m - K, grid_size - 1, values);
+  }
+}
+
+// The N non-zero values (degree N - 1) of `count` inputs on one knot interval, from its
+// constants (interval_constants) into values[k * (K + 1) + r]: a vector loop, the constants
+// broadcast (a function of its own: inside features_on_knots GCC 12 does not vectorize it).
+template <typename T, int K, int N>
+__attribute__((noinline)) void interval_values(const T* __restrict__ x, int64_t count,
+                                               const T* __restrict__ constants,
+                                               T* __restrict__ values) {
+  T k[IntervalConstants<K>::kCount];
+  for (int c = 0; c < IntervalConstants<K>::kCount; ++c) k[c] = constants[c];
+#pragma GCC ivdep
+  for (int64_t q = 0; q < count; ++q) {
+    T v[K + 1];
+    bspline_values_nonuniform<K, N - 1>(x[q] - k[0], k, v);
+#pragma GCC unroll 8
+    for (int r = 0; r < N; ++r) values[q * (K + 1) + r] = v[r];
+    if (N == K) values[q * (K + 1) + K] = T(0);
+  }
+}
+
+template <typename T, int K, bool kDerivatives>
+inline void features_on_knots(const T* x, int64_t n, const T* t, int num_intervals,
+                              int64_t out_stride, const Scratch<T>& s) {
+  constexpr int C = IntervalConstants<K>::kCount;
+  const int num_knots = num_intervals + 1;
+  const int grid_size = num_intervals - 2 * K;
+  if (num_intervals > kTableIntervals) {
+    for (int64_t q = 0; q < n; ++q) {
+      const T xv = x[q];
+      const T e = exp_of(-xv);
+      s.silu_values[q] = kDerivatives ? silu_derivative(xv, e) : silu(xv, e);
+      const int m = knot_interval_nonuniform(xv, t, num_knots);
+      T values[K + 1];
+      int first = 0;
+      if (m >= 0) {
+        T constants[C];
+        interval_constants<K>(t, num_knots, m, constants, 1);
+        first = nonuniform_position_values<T, K, kDerivatives>(xv - constants[0], constants, m,
+                                                               grid_size, values);
+      }
+      for (int r = 0; r <= K; ++r) s.basis_values[q * (K + 1) + r] = m >= 0 ? values[r] : T(0);
+      s.row_offset[q] = (1 + static_cast<int64_t>(first)) * out_stride;
+    }
+    return;
+  }
+  // Blocks of kSortBlock positions: (1) silu and the knot interval, a vector loop (the interval
+  // by counting the inner knots at or below x, padded with +inf); (2) the positions sorted by
+  // interval (counting sort); (3) per interval, the basis values of its positions in a vector
+  // loop with that interval's constants broadcast (no table lookup per position); (4) the values
+  // moved back to their positions. Inputs outside the grid form one more bucket, of zeros.
+  // Per interval: its constants, its clamped first row (as a packed row offset) and the shift
+  // that moves its values there (clamp_to_rows, applied when they are moved back).
+  constexpr int N = kDerivatives ? K : K + 1;  // non-zero values per position
+  T table[kTableIntervals * C];  // interval m's constants at m * C
+  T inner[kTableIntervals];
+  int64_t offsets[kTableIntervals + 1];
+  int shifts[kTableIntervals + 1];
+  for (int m = 0; m < num_intervals; ++m) {
+    interval_constants<K>(t, num_knots, m, table + m * C, 1);
+    const int first = kDerivatives ? m - K + 1 : m - K;
+    const int max_first = kDerivatives ? grid_size + 1 : grid_size - 1;
+    const int clamped = first < 0 ? 0 : (first > max_first ? max_first : first);
+    offsets[m] = (1 + static_cast<int64_t>(clamped)) * out_stride;
+    shifts[m] = clamped - first;
+  }
+  offsets[num_intervals] = out_stride;  // outside: rows 1 .. K + 1, finite weights times zero
+  shifts[num_intervals] = 0;
+  for (int i = 0; i < kTableIntervals; ++i) {
+    inner[i] = i >= 1 && i < num_intervals ? t[i] : static_cast<T>(__builtin_inf());
+  }
+  const T lo = t[0];
+  const T hi = t[num_intervals];
+  const int outside = num_intervals;
+  for (int64_t b0 = 0; b0 < n; b0 += kSortBlock) {
+    const int64_t nb = n - b0 < kSortBlock ? n - b0 : kSortBlock;
+    const T* xb = x + b0;
+    int32_t interval[kSortBlock];
+#pragma GCC ivdep
+    for (int64_t q = 0; q < nb; ++q) {
+      const T xv = xb[q];
+      const T e = exp_in_loop(-xv);
+      s.silu_values[b0 + q] = kDerivatives ? silu_derivative(xv, e) : silu(xv, e);
+    }
+    // The interval, or `outside` (NaN too): integer sums and a min in a loop of their own, which
+    // GCC vectorizes (a select on `lo <= x < hi`, or these sums beside the exp, it does not).
+    for (int64_t q = 0; q < nb; ++q) {
+      const T xv = xb[q];
+      int32_t m = 0;
+#pragma GCC unroll 16
+      for (int i = 1; i < kTableIntervals; ++i) m += xv >= inner[i];
+      m += xv >= lo ? 0 : 2 * kTableIntervals;
+      m += xv < hi ? 0 : 2 * kTableIntervals;
+      interval[q] = m < outside ? m : outside;
+    }
+    // Counting sort with kCounters interleaved counters (position q counts in set q % kCounters):
+    // a run of positions in one interval then increments independent counters, not one counter
+    // whose every increment waits for the previous store (bench/NOTES.md).
+    constexpr int kCounters = 4;
+    int32_t counts[kCounters][kTableIntervals + 1];
+    for (int l = 0; l < kCounters; ++l) {
+      for (int m = 0; m <= outside; ++m) counts[l][m] = 0;
+    }
+    for (int64_t q = 0; q < nb; ++q) ++counts[q % kCounters][interval[q]];
+    int32_t start[kTableIntervals + 2];
+    int32_t cursor[kCounters][kTableIntervals + 1];
+    int32_t total = 0;
+    for (int m = 0; m <= outside; ++m) {
+      start[m] = total;
+      for (int l = 0; l < kCounters; ++l) {
+        cursor[l][m] = total;
+        total += counts[l][m];
+      }
+    }
+    start[outside + 1] = total;
+    int32_t order[kSortBlock];
+    T sorted[kSortBlock];
+    for (int64_t q = 0; q < nb; ++q) {
+      const int32_t k = cursor[q % kCounters][interval[q]]++;
+      order[k] = static_cast<int32_t>(q);
+      sorted[k] = xb[q];
+    }
+    T values[kSortBlock * (K + 1)];
+    for (int m = 0; m < num_intervals; ++m) {
+      const int32_t count = start[m + 1] - start[m];
+      T* bucket = values + start[m] * (K + 1);
+      interval_values<T, K, N>(sorted + start[m], count, table + m * C, bucket);
+      const int shift = shifts[m];
+      if (shift == 0) continue;
+      // near the ends of the grid: the values move to the clamped first row (clamp_to_rows)
+      for (int32_t k = 0; k < count; ++k) {
+        T* v = bucket + k * (K + 1);
+        T moved[K + 1];
+        for (int r = 0; r <= K; ++r) {
+          moved[r] = r < N && r + shift >= 0 && r + shift < N ? v[r + shift] : T(0);
+        }
+        for (int r = 0; r <= K; ++r) v[r] = moved[r];
+      }
+    }
+    for (int32_t k = start[outside]; k < start[outside + 1]; ++k) {
+      for (int r = 0; r <= K; ++r) values[k * (K + 1) + r] = T(0);
+    }
+    for (int32_t k = 0; k < nb; ++k) {
+      const int64_t q = b0 + order[k];
+      memcpy(s.basis_values + q * (K + 1), values + k * (K + 1), sizeof(T) * (K + 1));
+      s.row_offset[q] = offsets[interval[order[k]]];
+    }
+  }
+}

@@ -128,6 +128,47 @@ inline void forward_outputs(const RowTaps& taps, const Scratch<T>& s,
   }
 }
 
+// Outputs [0, nt) of a tile, every column block of its os-wide accumulator rows (the widest
+// register tiles first; a single block of 1, 2 or 4 vectors with its row stride as a constant).
+template <typename T, int K>
+inline void forward_columns(const RowTaps& taps, const Scratch<T>& s,
+                            const T* __restrict__ w_channel, int64_t rows, int64_t os, int64_t nt,
+                            T* __restrict__ acc) {
+  constexpr int64_t kLanes = kVectorBytes / sizeof(T);
+  if (os == 4 * kLanes && kForwardWidest >= 4) {
+    forward_outputs<T, K, 4, forward_tile_positions(4), 4 * kLanes>(taps, s, w_channel, rows, os,
+                                                                  nt, 0, acc);
+    return;
+  }
+  if (os == 2 * kLanes) {
+    forward_outputs<T, K, 2, forward_tile_positions(2), 2 * kLanes>(taps, s, w_channel, rows, os,
+                                                                  nt, 0, acc);
+    return;
+  }
+  if (os == kLanes) {
+    forward_outputs<T, K, 1, forward_tile_positions(1), kLanes>(taps, s, w_channel, rows, os, nt,
+                                                              0, acc);
+    return;
+  }
+  int64_t o0 = 0;
+  for (; kForwardWidest >= 8 && o0 + 8 * kLanes <= os; o0 += 8 * kLanes) {
+    forward_outputs<T, K, 8, forward_tile_positions(8)>(taps, s, w_channel, rows, os, nt, o0,
+                                                        acc);
+  }
+  for (; kForwardWidest >= 4 && o0 + 4 * kLanes <= os; o0 += 4 * kLanes) {
+    forward_outputs<T, K, 4, forward_tile_positions(4)>(taps, s, w_channel, rows, os, nt, o0,
+                                                        acc);
+  }
+  for (; o0 + 2 * kLanes <= os; o0 += 2 * kLanes) {
+    forward_outputs<T, K, 2, forward_tile_positions(2)>(taps, s, w_channel, rows, os, nt, o0,
+                                                        acc);
+  }
+  for (; o0 < os; o0 += kLanes) {
+    forward_outputs<T, K, 1, forward_tile_positions(1)>(taps, s, w_channel, rows, os, nt, o0,
+                                                        acc);
+  }
+}
+
 template <typename T, int K>
 void forward_impl(const ForwardArgs<T>& a, int64_t begin, int64_t end, void* scratch_base) {
   const KanConv1dParams& p = a.p;
@@ -177,39 +218,7 @@ void forward_impl(const ForwardArgs<T>& a, int64_t begin, int64_t end, void* scr
         for (int64_t bl = 0; bl < nb; ++bl) {
           const Scratch<T> sb = batch_view<T, K>(s, bl, window);
           T* acc = s.accumulator + bl * nt * os;
-          // rows of one column block: the stride as a constant
-          if (os == 4 * kLanes && kForwardWidest >= 4) {
-            forward_outputs<T, K, 4, forward_tile_positions(4), 4 * kLanes>(taps, sb, w_channel,
-                                                                          rows, os, nt, 0, acc);
-            continue;
-          }
-          if (os == 2 * kLanes) {
-            forward_outputs<T, K, 2, forward_tile_positions(2), 2 * kLanes>(taps, sb, w_channel,
-                                                                          rows, os, nt, 0, acc);
-            continue;
-          }
-          if (os == kLanes) {
-            forward_outputs<T, K, 1, forward_tile_positions(1), kLanes>(taps, sb, w_channel, rows,
-                                                                      os, nt, 0, acc);
-            continue;
-          }
-          int64_t o0 = 0;
-          for (; kForwardWidest >= 8 && o0 + 8 * kLanes <= os; o0 += 8 * kLanes) {
-            forward_outputs<T, K, 8, forward_tile_positions(8)>(taps, sb, w_channel, rows, os, nt,
-                                                                o0, acc);
-          }
-          for (; kForwardWidest >= 4 && o0 + 4 * kLanes <= os; o0 += 4 * kLanes) {
-            forward_outputs<T, K, 4, forward_tile_positions(4)>(taps, sb, w_channel, rows, os, nt,
-                                                                o0, acc);
-          }
-          for (; o0 + 2 * kLanes <= os; o0 += 2 * kLanes) {
-            forward_outputs<T, K, 2, forward_tile_positions(2)>(taps, sb, w_channel, rows, os, nt,
-                                                                o0, acc);
-          }
-          for (; o0 < os; o0 += kLanes) {
-            forward_outputs<T, K, 1, forward_tile_positions(1)>(taps, sb, w_channel, rows, os, nt,
-                                                                o0, acc);
-          }
+          forward_columns<T, K>(taps, sb, w_channel, rows, os, nt, acc);
         }
         continue;
       }

@@ -7,7 +7,8 @@
 // its own translation unit, so that a build compiles the nine in parallel. The code is in parts:
 // kernels_basis.h (scratch and basis features), kernels_vector.h (vectors, register tiles,
 // transposes, knot buckets, the spline-order dispatch) and one file per pass
-// (kernels_forward.h, kernels_input_grad.h, kernels_weight_grad.h).
+// (kernels_forward.h, kernels_input_grad.h, kernels_weight_grad.h), and KANLinear's use of the
+// same micro-kernels in each pass's unit (kernels_linear.h).
 // Only C headers are used here, and every helper has internal linkage, so no inline function
 // compiled for a wider instruction set can be picked by the linker for a narrower one.
 //
@@ -44,6 +45,12 @@
 
 #include "kernels.h"
 
+// The kernels assume that floating-point operations do not trap (as every torch kernel does):
+// without that, GCC 12 will not if-convert a float-to-int conversion next to a select, and the
+// features loops (exp_branch_free, the knot-interval counts) stay scalar (bench/NOTES.md,
+// "Vector features again"). Results are unchanged: no operation is reordered or contracted.
+#pragma GCC optimize("no-trapping-math")
+
 namespace mkcc {
 namespace cpu {
 namespace MKCC_CPU_ISA {
@@ -59,6 +66,7 @@ namespace {
 #else
 #include "kernels_weight_grad.h"
 #endif
+#include "kernels_linear.h"
 
 }  // namespace
 
@@ -75,6 +83,7 @@ namespace {
 
 #if defined(MKCC_CPU_PASS_FORWARD)
 MKCC_CPU_PASS_ENTRIES(forward, ForwardArgs, forward_impl)
+MKCC_CPU_PASS_ENTRIES(linear_forward, LinearForwardArgs, linear_forward_impl)
 void transpose(const float* src, int64_t src_stride, int64_t rows, int64_t cols, float* dst,
                int64_t dst_stride) {
   transpose_rows(src, src_stride, rows, cols, dst, dst_stride);
@@ -85,8 +94,10 @@ void transpose(const double* src, int64_t src_stride, int64_t rows, int64_t cols
 }
 #elif defined(MKCC_CPU_PASS_INPUT_GRAD)
 MKCC_CPU_PASS_ENTRIES(input_grad, InputGradArgs, input_grad_impl)
+MKCC_CPU_PASS_ENTRIES(linear_input_grad, LinearInputGradArgs, linear_input_grad_impl)
 #else
 MKCC_CPU_PASS_ENTRIES(weight_grad, WeightGradArgs, weight_grad_impl)
+MKCC_CPU_PASS_ENTRIES(linear_weight_grad, LinearWeightGradArgs, linear_weight_grad_impl)
 #endif
 
 #undef MKCC_CPU_PASS_ENTRIES

@@ -82,6 +82,34 @@ inline void input_grad_run(const RowTaps& taps, const Scratch<T>& s,
   }
 }
 
+// Positions [begin, end) of a chunk (scratch index = position - chunk_start) whose every tap
+// reads an output, over every column block: blocks of 8, 4, 2, 1 packed vectors
+// (input_grad_block_vectors), kPackSplit of this build's vectors each.
+template <typename T, int K>
+inline void input_grad_columns(const RowTaps& taps, const Scratch<T>& s,
+                               const T* __restrict__ w_channel, int64_t rows, int64_t os,
+                               const T* __restrict__ gy_group, int64_t chunk_start, int64_t begin,
+                               int64_t end, T* __restrict__ dx_row) {
+  constexpr int64_t kPackLanes = kPackVectorBytes / sizeof(T);  // columns per packed vector
+  int64_t o0 = 0;
+  for (; o0 + 8 * kPackLanes <= os; o0 += 8 * kPackLanes) {
+    input_grad_run<T, K, 8 * kPackSplit, input_grad_tile_positions(8)>(
+        taps, s, w_channel, rows, os, gy_group, chunk_start, begin, end, o0, dx_row);
+  }
+  for (; o0 + 4 * kPackLanes <= os; o0 += 4 * kPackLanes) {
+    input_grad_run<T, K, 4 * kPackSplit, input_grad_tile_positions(4)>(
+        taps, s, w_channel, rows, os, gy_group, chunk_start, begin, end, o0, dx_row);
+  }
+  for (; o0 + 2 * kPackLanes <= os; o0 += 2 * kPackLanes) {
+    input_grad_run<T, K, 2 * kPackSplit, input_grad_tile_positions(2)>(
+        taps, s, w_channel, rows, os, gy_group, chunk_start, begin, end, o0, dx_row);
+  }
+  for (; o0 < os; o0 += kPackLanes) {
+    input_grad_run<T, K, kPackSplit, input_grad_tile_positions(1)>(
+        taps, s, w_channel, rows, os, gy_group, chunk_start, begin, end, o0, dx_row);
+  }
+}
+
 // One position (any stride, each tap checked) over every column block.
 template <typename T, int K>
 inline void input_grad_checked(const RowTaps& taps, const Scratch<T>& s,
@@ -118,7 +146,6 @@ inline void input_grad_chunk(const InputGradArgs<T>& a, const Scratch<T>& s, int
   const RowTaps taps = conv1d_taps(p);
   const int64_t os = a.layout.out_stride;
   const int64_t rows = a.layout.num_rows;
-  constexpr int64_t kPackLanes = kPackVectorBytes / sizeof(T);  // columns per packed vector
   const int64_t g = cin / p.in_per_group;
   T* dx_row = a.grad_x + (b * p.in_channels + cin) * p.length;
   const T* w_channel = a.packed_weight + cin * taps.count * rows * os;
@@ -133,25 +160,7 @@ inline void input_grad_chunk(const InputGradArgs<T>& a, const Scratch<T>& s, int
   int64_t hi = full_end < c0 + n ? full_end : c0 + n;
   if (hi < lo) hi = lo;
   if (hi > lo) {
-    // column blocks of 8, 4, 2, 1 packed vectors (input_grad_block_vectors), kPackSplit of
-    // this build's vectors each
-    int64_t o0 = 0;
-    for (; o0 + 8 * kPackLanes <= os; o0 += 8 * kPackLanes) {
-      input_grad_run<T, K, 8 * kPackSplit, input_grad_tile_positions(8)>(
-          taps, s, w_channel, rows, os, gy_group, c0, lo, hi, o0, dx_row);
-    }
-    for (; o0 + 4 * kPackLanes <= os; o0 += 4 * kPackLanes) {
-      input_grad_run<T, K, 4 * kPackSplit, input_grad_tile_positions(4)>(
-          taps, s, w_channel, rows, os, gy_group, c0, lo, hi, o0, dx_row);
-    }
-    for (; o0 + 2 * kPackLanes <= os; o0 += 2 * kPackLanes) {
-      input_grad_run<T, K, 2 * kPackSplit, input_grad_tile_positions(2)>(
-          taps, s, w_channel, rows, os, gy_group, c0, lo, hi, o0, dx_row);
-    }
-    for (; o0 < os; o0 += kPackLanes) {
-      input_grad_run<T, K, kPackSplit, input_grad_tile_positions(1)>(
-          taps, s, w_channel, rows, os, gy_group, c0, lo, hi, o0, dx_row);
-    }
+    input_grad_columns<T, K>(taps, s, w_channel, rows, os, gy_group, c0, lo, hi, dx_row);
   }
   // The other positions (near the ends, or any stride): each tap checked.
   for (int64_t pos = c0; pos < c0 + n; ++pos) {

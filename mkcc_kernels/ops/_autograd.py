@@ -50,3 +50,46 @@ def register(forward_op: str, backward_op: str) -> None:
         _no_double_backward,
         setup_context=lambda ctx, inputs, output: None,
     )
+
+
+def _setup_linear_context(ctx, inputs, output) -> None:
+    x, base_weight, spline_weight, spline_scaler, grid, spline_order = inputs
+    ctx.save_for_backward(x, base_weight, spline_weight, spline_scaler, grid)
+    ctx.spline_order = spline_order
+
+
+def _no_linear_double_backward(ctx, *grads):
+    raise RuntimeError(
+        "kan_linear: gradients of gradients (double backward) are not implemented by the fused "
+        "kernels; use backend='reference' for them"
+    )
+
+
+def register_linear(forward_op: str, backward_op: str) -> None:
+    """Autograd of a KANLinear op (``common.LINEAR_FORWARD_SCHEMA``) through its backward op
+    (``common.LINEAR_BACKWARD_SCHEMA``): saves ``x``, the weights and the grid, nothing
+    derived from them; the grid gets no gradient."""
+    backward_fn = getattr(torch.ops.mkcc, backward_op.split("::")[1])
+
+    def backward(ctx, grad_out: Tensor):
+        x, base_weight, spline_weight, spline_scaler, grid = ctx.saved_tensors
+        needs_x, needs_base, needs_spline, needs_scaler = ctx.needs_input_grad[:4]
+        grad_x, grad_base, grad_spline, grad_scaler = backward_fn(
+            grad_out, x, base_weight, spline_weight, spline_scaler, grid, ctx.spline_order,
+            needs_x, needs_base or needs_spline or needs_scaler,
+        )  # fmt: skip
+        return (
+            grad_x if needs_x else None,
+            grad_base if needs_base else None,
+            grad_spline if needs_spline else None,
+            grad_scaler if needs_scaler else None,
+            None,
+            None,
+        )
+
+    torch.library.register_autograd(forward_op, backward, setup_context=_setup_linear_context)
+    torch.library.register_autograd(
+        backward_op,
+        _no_linear_double_backward,
+        setup_context=lambda ctx, inputs, output: None,
+    )

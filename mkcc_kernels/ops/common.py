@@ -12,11 +12,15 @@ from ..conv_args import Conv1dArgs
 
 __all__ = [
     "BACKWARD_SCHEMA",
+    "LINEAR_BACKWARD_SCHEMA",
+    "LINEAR_FORWARD_SCHEMA",
     "CONV1D_ARGUMENTS",
     "FORWARD_SCHEMA",
     "Conv1dArgs",
     "fake_backward",
     "fake_forward",
+    "fake_linear_backward",
+    "fake_linear_forward",
     "forward_shape",
     "new_output",
     "out_length",
@@ -36,6 +40,24 @@ FORWARD_SCHEMA = (
 BACKWARD_SCHEMA = (
     f"(Tensor grad_out, Tensor x, Tensor base_weight, Tensor spline_weight, {CONV1D_ARGUMENTS}, "
     "bool input_grad, bool weight_grad) -> (Tensor, Tensor, Tensor)"
+)
+
+
+# KANLinear on 2-D inputs ``x [N, in]`` (the functional flattens leading dimensions):
+# ``base_weight [out, in]``, ``spline_weight [out, in, G + K]`` (unscaled), ``spline_scaler
+# [out, in]`` or None, ``grid [in, G + 2K + 1]`` (each feature's knots, non-decreasing). The scaler
+# is an input of the ops (not folded into the spline weight before them), so that autograd saves
+# no scaled copy of the weights.
+LINEAR_FORWARD_SCHEMA = (
+    "(Tensor x, Tensor base_weight, Tensor spline_weight, Tensor? spline_scaler, Tensor grid, "
+    "int spline_order) -> Tensor"
+)
+# Gradients with respect to x, base_weight, spline_weight and spline_scaler; one not asked for
+# (input_grad / weight_grad false, or no scaler) comes back as an empty tensor of shape [0].
+LINEAR_BACKWARD_SCHEMA = (
+    "(Tensor grad_out, Tensor x, Tensor base_weight, Tensor spline_weight, Tensor? spline_scaler, "
+    "Tensor grid, int spline_order, bool input_grad, bool weight_grad) "
+    "-> (Tensor, Tensor, Tensor, Tensor)"
 )
 
 
@@ -75,4 +97,28 @@ def fake_backward(grad_out, x, base_weight, spline_weight, *conv_and_flags):
         grad_x,
         base_weight.new_empty(base_weight.shape),
         spline_weight.new_empty(spline_weight.shape),
+    )
+
+
+def fake_linear_forward(x, base_weight, spline_weight, spline_scaler, grid, spline_order):
+    """The fake kernel of a KANLinear forward op (``LINEAR_FORWARD_SCHEMA``)."""
+    torch._check(x.dim() == 2, lambda: "x: expected a 2-D tensor [N, in_features]")
+    return x.new_empty((x.shape[0], base_weight.shape[0]))
+
+
+def fake_linear_backward(
+    grad_out, x, base_weight, spline_weight, spline_scaler, grid, spline_order, input_grad,
+    weight_grad,
+):  # fmt: skip
+    """The fake kernel of a KANLinear backward op (``LINEAR_BACKWARD_SCHEMA``)."""
+    empty = x.new_empty((0,))
+    grad_x = x.new_empty(x.shape) if input_grad else empty
+    if not weight_grad:
+        return grad_x, empty, x.new_empty((0,)), x.new_empty((0,))
+    grad_scaler = x.new_empty((0,)) if spline_scaler is None else x.new_empty(spline_scaler.shape)
+    return (
+        grad_x,
+        base_weight.new_empty(base_weight.shape),
+        spline_weight.new_empty(spline_weight.shape),
+        grad_scaler,
     )

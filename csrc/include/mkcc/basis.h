@@ -97,6 +97,83 @@ MKCC_UNROLL
   }
 }
 
+// Non-uniform knots (KANLinear's per-feature grids, any non-decreasing t_0 .. t_{M-1}):
+// Cox-de Boor in the triangular form of Piegl and Tiller (The NURBS Book, A2.2) on knot
+// interval m (t_m <= x < t_{m+1}), written in u = x - t_m with per-interval constants
+//   a_j = t_m - t_{m+1-j},  b_j = t_{m+j} - t_m                       (j = 1 .. K)
+//   c_{j,r} = 1 / (t_{m+r+1} - t_{m+1-j+r})                          (j = 1 .. K, r < j)
+// so that left_j = x - t_{m+1-j} = u + a_j and right_j = t_{m+j} - x = b_j - u. A zero width
+// (repeated knots) gives c = 0 (the reference's 0 / 0 = 0), and so does a knot index outside
+// 0 .. M-1: such terms only reach functions that do not exist (index < 0 or > M - K - 2),
+// which callers drop. The degree-D values (D <= K) are B_{m-D+r, D}(x), r = 0 .. D.
+template <int K>
+struct IntervalConstants {
+  static constexpr int kInverse = K * (K + 1) / 2;  // c_{j,r} at (j - 1) * j / 2 + r
+  static constexpr int kCount = 1 + 2 * K + kInverse;  // t_m, a_1..a_K, b_1..b_K, c
+};
+
+// The constants of interval m (IntervalConstants<K>::kCount values, `stride` apart: t_m, a_j,
+// b_j, c_{j,r}) from the M knots t.
+template <int K, typename T>
+MKCC_HOST_DEVICE MKCC_INLINE void interval_constants(const T* t, int num_knots, int m,
+                                                     T* out, int64_t stride) {
+  out[0] = t[m];
+MKCC_UNROLL
+  for (int j = 1; j <= K; ++j) {
+    out[j * stride] = m + 1 - j >= 0 ? t[m] - t[m + 1 - j] : T(0);
+    out[(K + j) * stride] = m + j < num_knots ? t[m + j] - t[m] : T(0);
+  }
+MKCC_UNROLL
+  for (int j = 1; j <= K; ++j) {
+MKCC_UNROLL
+    for (int r = 0; r < j; ++r) {
+      const int hi = m + r + 1;
+      const int lo = m + 1 - j + r;
+      const T width = lo >= 0 && hi < num_knots ? t[hi] - t[lo] : T(0);
+      out[(1 + 2 * K + (j - 1) * j / 2 + r) * stride] = width > T(0) ? T(1) / width : T(0);
+    }
+  }
+}
+
+// The D + 1 non-zero degree-D values at u = x - t_m from interval m's constants (`k`, laid out
+// as interval_constants wrote them with stride 1, or gathered).
+template <int K, int D, typename T>
+MKCC_HOST_DEVICE MKCC_INLINE void bspline_values_nonuniform(T u, const T* k, T* values) {
+  const T* a = k + 1;
+  const T* b = k + 1 + K;
+  const T* c = k + 1 + 2 * K;
+  values[0] = T(1);
+MKCC_UNROLL
+  for (int j = 1; j <= D; ++j) {
+    T saved = T(0);
+MKCC_UNROLL
+    for (int r = 0; r < j; ++r) {
+      const T temp = values[r] * c[(j - 1) * j / 2 + r];
+      values[r] = saved + (b[r] - u) * temp;   // right_{r+1}
+      saved = (u + a[j - r - 1]) * temp;       // left_{j-r}
+    }
+    values[j] = saved;
+  }
+}
+
+// Knot interval of x among M non-decreasing knots t (the last m with t_m <= x), or -1 when x
+// is outside [t_0, t_{M-1}) (NaN included). Repeated knots make empty intervals, never chosen.
+template <typename T>
+MKCC_HOST_DEVICE MKCC_INLINE int knot_interval_nonuniform(T x, const T* t, int num_knots) {
+  if (!(x >= t[0] && x < t[num_knots - 1])) return -1;
+  int lo = 0;
+  int hi = num_knots - 2;
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) / 2;
+    if (t[mid] <= x) {
+      lo = mid;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  return lo;
+}
+
 // silu(x) = x * sigmoid(x), written as torch writes it so that results agree bit for bit
 // where the exponential does.
 template <typename T>
