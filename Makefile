@@ -5,6 +5,7 @@
 # make test-all - the test suite with the slow cases
 # make bench  - the full CPU benchmark over the canonical shapes, appended to bench/results/,
 #               plots, and the README table regenerated
+# make bench-linear - the KANLinear CPU benchmark (bench/results/cpu_linear.csv and plots)
 # make lint   - ruff
 
 PYTHON ?= python3
@@ -19,7 +20,7 @@ export CUDA_HOME
 PY_DIRS := mkcc_kernels mkcc_model tests bench setup.py
 SOURCES := setup.py pyproject.toml $(shell find csrc -type f 2>/dev/null)
 
-.PHONY: install test test-all bench bench-quick demo lint clean
+.PHONY: install test test-all bench bench-quick bench-linear demo lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +55,9 @@ bench: $(STAMP)
 	$(PY) -m bench.kan_bench --csv bench/results/cpu_bench.csv
 	$(PY) -m bench.plots bench/results/cpu_bench.csv
 	$(PY) -m bench.report bench/results/cpu_bench.csv --update-readme
+
+bench-linear: $(STAMP)
+	$(PY) -m bench.linear_bench --csv bench/results/cpu_linear.csv --plot bench/results/cpu_linear
 
 lint: $(STAMP)
 	$(PY) -m ruff check $(PY_DIRS)

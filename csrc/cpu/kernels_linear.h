@@ -5,8 +5,8 @@
 // (internal linkage); not a header of its own.
 
 // The features of input features [i0, i0 + count) of rows [n0, n0 + nr) at scratch positions
-// (i - i0) * row_tile + (n - n0): each feature's column gathered into s.inputs, then evaluated
-// on its knots.
+// (i - i0) * row_tile + (n - n0) (feature i - i0's block: batch_view): each feature's column
+// gathered into s.inputs, then evaluated on its knots.
 template <typename T, int K, bool kDerivatives>
 inline void linear_features(const LinearInputs<T>& a, int64_t n0, int64_t nr, int64_t i0,
                             int64_t count, int64_t out_stride, const Scratch<T>& s) {
@@ -16,12 +16,9 @@ inline void linear_features(const LinearInputs<T>& a, int64_t n0, int64_t nr, in
     T* column = s.inputs + f * a.row_tile;
     const T* x = a.x + n0 * p.in_features + i0 + f;
     for (int64_t n = 0; n < nr; ++n) column[n] = x[n * p.in_features];
-    Scratch<T> view = s;
-    view.silu_values += f * a.row_tile;
-    view.basis_values += f * a.row_tile * (K + 1);
-    view.row_offset += f * a.row_tile;
     features_on_knots<T, K, kDerivatives>(column, nr, a.knots + (i0 + f) * knots_per_feature,
-                                          p.num_intervals, out_stride, view);
+                                          p.num_intervals, out_stride,
+                                          batch_view<T, K>(s, f, a.row_tile));
   }
 }
 
@@ -76,12 +73,9 @@ void linear_input_grad_impl(const LinearInputGradArgs<T>& a, int64_t begin, int6
       linear_features<T, K, true>(a, n0, nr, i0, count, 1, s);  // row indices
       memset(s.accumulator, 0, sizeof(T) * count * a.row_tile);
       for (int64_t f = 0; f < count; ++f) {
-        Scratch<T> view = s;
-        view.silu_values += f * a.row_tile;
-        view.basis_values += f * a.row_tile * (K + 1);
-        view.row_offset += f * a.row_tile;
-        input_grad_columns<T, K>(taps, view, a.packed_weight + (i0 + f) * rows * os, rows, os,
-                                 gy, 0, 0, nr, s.accumulator + f * a.row_tile);
+        input_grad_columns<T, K>(taps, batch_view<T, K>(s, f, a.row_tile),
+                                 a.packed_weight + (i0 + f) * rows * os, rows, os, gy, 0, 0, nr,
+                                 s.accumulator + f * a.row_tile);
       }
       for (int64_t n = 0; n < nr; ++n) {
         T* dx = a.grad_x + (n0 + n) * p.in_features + i0;

@@ -30,6 +30,7 @@ from ..triton.kan_linear import (
     _kan_linear_bwd_dx_kernel,
     _kan_linear_fwd_kernel,
 )
+from . import triton_ops
 from ._autograd import register_linear
 from .common import LINEAR_BACKWARD_SCHEMA, LINEAR_FORWARD_SCHEMA, new_output
 from .triton_ops import (
@@ -76,9 +77,7 @@ _TILES = {
 
 def _tiles(kind: str, tensor_cores: bool, out_features: int) -> Tiles:
     """The widest entry whose ``cols`` the outputs fill by more than half."""
-    choices = _TILES[(kind, tensor_cores)]
-    fitting = [t for t in choices if t.cols == choices[0].cols or out_features > t.cols // 2]
-    return fitting[-1]
+    return triton_ops._tiles(kind, tensor_cores, out_features, _TILES)
 
 
 KERNELS = {

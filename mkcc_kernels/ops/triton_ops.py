@@ -88,9 +88,10 @@ _TILES = {
 }
 
 
-def _tiles(kind: str, tensor_cores: bool, out_per_group: int) -> Tiles:
-    """The widest entry whose ``cols`` the group's output channels fill by more than half."""
-    choices = _TILES[(kind, tensor_cores)]
+def _tiles(kind: str, tensor_cores: bool, out_per_group: int, table=None) -> Tiles:
+    """The widest entry of ``table`` (default ``_TILES``) whose ``cols`` the group's output
+    channels fill by more than half."""
+    choices = (_TILES if table is None else table)[(kind, tensor_cores)]
     fitting = [t for t in choices if t.cols == choices[0].cols or out_per_group > t.cols // 2]
     return fitting[-1]
 
