@@ -35,7 +35,6 @@ from ._autograd import register_linear
 from .common import LINEAR_BACKWARD_SCHEMA, LINEAR_FORWARD_SCHEMA, new_output
 from .triton_ops import (
     FEATURES,
-    SUPPORTED_DTYPES,
     Launch,
     Launcher,
     Tiles,
@@ -45,6 +44,7 @@ from .triton_ops import (
     _launchable,
     _multiprocessors,
     _weight_grad_splits,
+    check_dtype,
     runs_on,
 )
 
@@ -105,11 +105,6 @@ def ieee_fp32(dtype: torch.dtype) -> bool:
     """Whether fp32 dots run in IEEE fp32 rather than TF32: ``nn.Linear``'s switch,
     ``torch.backends.cuda.matmul.allow_tf32``, turned off."""
     return dtype == torch.float32 and not torch.backends.cuda.matmul.allow_tf32
-
-
-def check_dtype(x: Tensor) -> None:
-    if x.dtype not in SUPPORTED_DTYPES:
-        raise TypeError(f"x: backend 'triton' supports float32, float16, bfloat16, got {x.dtype}")
 
 
 def _check(
