@@ -31,6 +31,19 @@ TORCH_LIBRARY(mkcc, m) {
       "float grid_lo, float grid_hi, bool input_grad, bool weight_grad) "
       "-> (Tensor, Tensor, Tensor)",
       {at::Tag::pt2_compliant_tag});
+  // KANConv2d on x [B, C_in, H, W]: base_weight [C_out, C_in / groups, kh, kw], spline_weight
+  // [C_out, C_in / groups, kh, kw, G + K]; padding per side, a padded tap contributes nothing.
+  m.def(
+      "kan_conv2d_fwd(Tensor x, Tensor base_weight, Tensor spline_weight, int stride_h, "
+      "int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right, int dilation_h, "
+      "int dilation_w, int groups, int spline_order, float grid_lo, float grid_hi) -> Tensor",
+      {at::Tag::pt2_compliant_tag});
+  m.def(
+      "kan_conv2d_bwd(Tensor grad_out, Tensor x, Tensor base_weight, Tensor spline_weight, "
+      "int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right, "
+      "int dilation_h, int dilation_w, int groups, int spline_order, float grid_lo, "
+      "float grid_hi, bool input_grad, bool weight_grad) -> (Tensor, Tensor, Tensor)",
+      {at::Tag::pt2_compliant_tag});
   // KANLinear on x [N, in] with each input feature's knots grid [in, G + 2K + 1]; the scaler
   // (or None) multiplies the spline weight inside the op, so that autograd saves no scaled copy.
   m.def(

@@ -23,14 +23,32 @@ def build_info() -> dict[str, Any]:
 _CUDA_KERNELS_BUILT = bool(_C.build_info()["cuda_compiled"])
 
 
-def available_backends(device: torch.device | str | None = None) -> list[str]:
-    """Backends usable for tensors on ``device`` (``None``: on any device of this machine)."""
+# The backends each layer has; "cuda" (the CUDA C++ kernels) is KANConv1d's only.
+LAYER_BACKENDS = {
+    "conv1d": ("cpu", "triton", "cuda", "reference", "unfold"),
+    "conv2d": ("cpu", "triton", "reference", "unfold"),
+    "linear": ("cpu", "triton", "reference"),
+}
+
+
+def available_backends(
+    device: torch.device | str | None = None, layer: str = "conv1d"
+) -> list[str]:
+    """Backends usable for tensors on ``device`` (``None``: on any device of this machine) by
+    ``layer``: ``"conv1d"`` (``kan_conv1d``), ``"conv2d"`` (``kan_conv2d``) or ``"linear"``
+    (``kan_linear``)."""
+    if layer not in LAYER_BACKENDS:
+        raise ValueError(
+            f"layer: expected one of {', '.join(map(repr, LAYER_BACKENDS))}, got {layer!r}"
+        )
     if device is None:
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
         found: list[str] = []
         for dev in devices:
-            found += [b for b in available_backends(dev) if b not in found]
+            found += [b for b in available_backends(dev, layer) if b not in found]
         return found
+    if layer != "conv1d":
+        return [b for b in available_backends(device) if b in LAYER_BACKENDS[layer]]
     device_type = torch.device(device).type
     backends = []
     if device_type == "cpu":
@@ -87,3 +105,16 @@ def resolve_backend(backend: str, x: torch.Tensor) -> str:
             "(use backend='reference' for other dtypes)"
         )
     return backend
+
+
+def resolve_conv2d_backend(backend: str, x: torch.Tensor) -> str:
+    """``resolve_backend`` for ``kan_conv2d``, which has no CUDA C++ kernels: ``"auto"`` takes
+    Triton on CUDA tensors (the reference where Triton is missing), ``"cuda"`` is an error."""
+    backend_arg(backend)
+    if backend == "cuda":
+        raise ValueError(
+            "backend: 'cuda' (the CUDA C++ kernels) has no KANConv2d kernels; use 'triton' for "
+            "CUDA tensors"
+        )
+    resolved = resolve_backend(backend, x)
+    return "reference" if resolved == "cuda" else resolved

@@ -144,14 +144,17 @@ def check_conv1d_tensors(
         _check_like("bias", bias, x)
 
 
-def check_span(length: int, kernel_size: int, dilation: int, pad_left: int, pad_right: int):
-    """The kernel fits the padded input (``nn.Conv1d``'s condition for an output)."""
+def check_span(
+    length: int, kernel_size: int, dilation: int, pad_left: int, pad_right: int, axis: str = ""
+):
+    """The kernel fits the padded input (``nn.Conv1d``'s condition for an output); ``axis``
+    names the dimension of a 2-D call ("height", "width")."""
     span = dilation * (kernel_size - 1) + 1
     padded = length + pad_left + pad_right
     if padded < span:
         raise ValueError(
             f"kernel_size: the kernel ({kernel_size}, dilation {dilation}) spans {span} positions, "
-            f"longer than the padded input ({padded})"
+            f"longer than the padded input{' ' + axis if axis else ''} ({padded})"
         )
 
 
@@ -247,3 +250,110 @@ def check_knots(grid: Tensor, name: str = "grid") -> None:
         raise ValueError(f"{name}: expected non-decreasing knots in every row, row {row} decreases")
     if bool((grid[..., -1] <= grid[..., 0]).any()):
         raise ValueError(f"{name}: expected knots spanning an interval (last > first) in every row")
+
+
+def pair_arg(name: str, value, minimum: int) -> tuple[int, int]:
+    """An int (used for both dimensions) or a pair of ints, each >= minimum (as ``nn.Conv2d``)."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{name}: expected an int or a pair of ints, got {value!r}")
+        return int_arg(name, value[0], minimum), int_arg(name, value[1], minimum)
+    value = int_arg(name, value, minimum)
+    return value, value
+
+
+def resolve_padding2d(
+    padding: Padding, kernel_size: tuple[int, int], stride: tuple[int, int],
+    dilation: tuple[int, int],
+) -> tuple[int, int, int, int]:  # fmt: skip
+    """(top, bottom, left, right) padding for an int, a pair, ``"valid"`` or ``"same"`` (as
+    ``nn.Conv2d``: the extra row or column of an odd total goes at the bottom or right)."""
+    if isinstance(padding, str):
+        if padding == "same" and stride != (1, 1):
+            raise ValueError(f"padding: 'same' needs stride 1, got stride {stride}")
+        pads = [resolve_padding(padding, k, 1, d) for k, d in zip(kernel_size, dilation)]
+    else:
+        pads = [(p, p) for p in pair_arg("padding", padding, 0)]
+    return pads[0] + pads[1]
+
+
+def check_conv2d_tensors(
+    x: Tensor,
+    base_weight: Tensor,
+    spline_weight: Tensor,
+    groups: int,
+    spline_order: int,
+    bias: Tensor | None = None,
+) -> None:
+    """The tensors of a 2-D KAN convolution: ``x [B, C_in, H, W]`` (floating point),
+    ``base_weight [C_out, C_in / groups, kh, kw]``, ``spline_weight [C_out, C_in / groups, kh,
+    kw, G + K]`` with ``G >= 1``, ``bias [C_out]`` or None; all of x's dtype and device."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != 4:
+        raise ValueError(
+            "x: expected a 4-D tensor [batch, in_channels, height, width], got shape "
+            f"{tuple(x.shape)}"
+        )
+    if not x.dtype.is_floating_point:
+        raise TypeError(f"x: expected a floating-point tensor, got {x.dtype}")
+    _check_like("base_weight", base_weight, x)
+    _check_like("spline_weight", spline_weight, x)
+    if base_weight.dim() != 4:
+        raise ValueError(
+            "base_weight: expected a 4-D tensor [out_channels, in_channels / groups, kernel_h, "
+            f"kernel_w], got shape {tuple(base_weight.shape)}"
+        )
+    if spline_weight.dim() != 5:
+        raise ValueError(
+            "spline_weight: expected a 5-D tensor [out_channels, in_channels / groups, kernel_h, "
+            f"kernel_w, grid_size + spline_order], got shape {tuple(spline_weight.shape)}"
+        )
+    in_channels = x.shape[1]
+    if in_channels == 0:
+        raise ValueError(f"x: expected in_channels >= 1, got shape {tuple(x.shape)}")
+    out_channels, in_per_group, kernel_h, kernel_w = base_weight.shape
+    check_groups(in_channels, out_channels, groups)
+    if in_per_group != in_channels // groups or 0 in (out_channels, kernel_h, kernel_w):
+        raise ValueError(
+            f"base_weight: expected shape [out_channels, {in_channels // groups}, kernel_h, "
+            f"kernel_w] for in_channels {in_channels} and groups {groups}, got "
+            f"{tuple(base_weight.shape)}"
+        )
+    if tuple(spline_weight.shape[:4]) != tuple(base_weight.shape):
+        raise ValueError(
+            f"spline_weight: expected shape [{out_channels}, {in_per_group}, {kernel_h}, "
+            f"{kernel_w}, grid_size + spline_order] to match base_weight, got "
+            f"{tuple(spline_weight.shape)}"
+        )
+    if spline_weight.shape[4] - spline_order < 1:
+        raise ValueError(
+            f"spline_weight: last dimension must be grid_size + spline_order with grid_size >= 1,"
+            f" got {spline_weight.shape[4]} for spline_order {spline_order}"
+        )
+    if bias is not None:
+        if not isinstance(bias, Tensor):
+            raise TypeError(f"bias: expected a torch.Tensor or None, got {type(bias).__name__}")
+        if tuple(bias.shape) != (out_channels,):
+            raise ValueError(f"bias: expected shape ({out_channels},), got {tuple(bias.shape)}")
+        _check_like("bias", bias, x)
+
+
+def check_conv2d_call(x: Tensor, base_weight: Tensor, spline_weight: Tensor, conv) -> None:
+    """Every argument of a KANConv2d op (``conv_args.Conv2dArgs``, padding resolved)."""
+    for name in ("stride_h", "stride_w", "dilation_h", "dilation_w", "groups"):
+        int_arg(name, getattr(conv, name), 1)
+    for name in ("pad_top", "pad_bottom", "pad_left", "pad_right"):
+        int_arg(name, getattr(conv, name), 0)
+    spline_order_arg(conv.spline_order)
+    grid_range_arg((conv.grid_lo, conv.grid_hi))
+    check_conv2d_tensors(x, base_weight, spline_weight, conv.groups, conv.spline_order)
+    check_conv2d_span(x, base_weight, conv)
+
+
+def check_conv2d_span(x: Tensor, base_weight: Tensor, conv) -> None:
+    """The kernel fits the padded input in both dimensions."""
+    check_span(x.shape[2], base_weight.shape[2], conv.dilation_h, conv.pad_top, conv.pad_bottom,
+               "height")  # fmt: skip
+    check_span(x.shape[3], base_weight.shape[3], conv.dilation_w, conv.pad_left, conv.pad_right,
+               "width")  # fmt: skip

@@ -20,3 +20,34 @@ class Conv1dArgs(NamedTuple):
 
 # No padding, stride and dilation 1, one group, cubic splines on (-1, 1).
 DEFAULT_CONV1D = Conv1dArgs()
+
+
+class Conv2dArgs(NamedTuple):
+    """The non-tensor arguments of a KANConv2d call once its padding is resolved (what the 2-D
+    ops take after the tensors, ``ops.common.CONV2D_ARGUMENTS``, in this order)."""
+
+    stride_h: int = 1
+    stride_w: int = 1
+    pad_top: int = 0
+    pad_bottom: int = 0
+    pad_left: int = 0
+    pad_right: int = 0
+    dilation_h: int = 1
+    dilation_w: int = 1
+    groups: int = 1
+    spline_order: int = 3
+    grid_lo: float = -1.0
+    grid_hi: float = 1.0
+
+    def rows(self) -> Conv1dArgs:
+        """The geometry along the height (the 1-D call of one image column)."""
+        return Conv1dArgs(self.stride_h, self.pad_top, self.pad_bottom, self.dilation_h,
+                          self.groups, self.spline_order, self.grid_lo, self.grid_hi)  # fmt: skip
+
+    def cols(self) -> Conv1dArgs:
+        """The geometry along the width (the 1-D call of one image row)."""
+        return Conv1dArgs(self.stride_w, self.pad_left, self.pad_right, self.dilation_w,
+                          self.groups, self.spline_order, self.grid_lo, self.grid_hi)  # fmt: skip
+
+
+DEFAULT_CONV2D = Conv2dArgs()

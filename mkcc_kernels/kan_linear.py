@@ -50,7 +50,7 @@ def linear_backend_arg(backend: str) -> str:
 def resolve_linear_backend(backend: str, x: Tensor) -> str:
     """The concrete backend for ``x`` (device, dtype and build only: fixed at trace time)."""
     linear_backend_arg(backend)
-    available = [b for b in backends.available_backends(x.device) if b in LINEAR_BACKENDS]
+    available = backends.available_backends(x.device, "linear")
     if backend == "auto":
         for fused in ("cpu", "triton"):
             if fused in available and x.dtype in _FUSED_DTYPES[fused]:

@@ -1,10 +1,10 @@
 """Pure-PyTorch KAN layers: the B-spline basis (uniform or per-feature knots), the
-basis-expansion references (KANConv1d: expansion + ``conv1d``; KANLinear: expansion +
-``linear``; the fp64 oracles of the tests) and the naive unfold baseline. Any device, any
-floating dtype.
+basis-expansion references (KANConv1d / KANConv2d: expansion + ``conv1d`` / ``conv2d``;
+KANLinear: expansion + ``linear``; the fp64 oracles of the tests) and the naive unfold
+baselines. Any device, any floating dtype.
 
-Padding semantics (both): a tap that falls outside ``[0, length)`` contributes nothing, i.e. the
-expanded features are zero-padded, not ``x`` (``phi(0) != 0``).
+Padding semantics (all convolutions): a tap that falls outside the input contributes nothing,
+i.e. the expanded features are zero-padded, not ``x`` (``phi(0) != 0``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .conv_args import DEFAULT_CONV1D, Conv1dArgs
+from .conv_args import DEFAULT_CONV1D, DEFAULT_CONV2D, Conv1dArgs, Conv2dArgs
 
 
 def knots(
@@ -174,6 +174,53 @@ def kan_conv1d_unfold(
     )
     out = torch.matmul(features, weight.transpose(1, 2).unsqueeze(0))  # [B, groups, T_out, Cog]
     return out.permute(0, 1, 3, 2).reshape(batch, out_channels, out_length).contiguous()
+
+
+def kan_conv2d_reference(
+    x: Tensor, base_weight: Tensor, spline_weight: Tensor, conv: Conv2dArgs = DEFAULT_CONV2D
+) -> Tensor:
+    """Basis expansion then one ``conv2d``: ``x [B, C_in, H, W]`` -> ``[B, C_out, H_out, W_out]``
+    (no bias). The expanded features are zero-padded (a padded tap contributes nothing)."""
+    sh, sw, top, bottom, left, right, dh, dw, groups, spline_order, lo, hi = conv
+    grid_size = spline_weight.shape[-1] - spline_order
+    features = expand_features(x, grid_size, spline_order, (lo, hi))  # [B, C * F, H, W]
+    weight = expand_weights(base_weight, spline_weight)  # [C_out, Cg * F, kh, kw]
+    features = F.pad(features, (left, right, top, bottom))
+    return F.conv2d(features, weight, None, (sh, sw), 0, (dh, dw), groups)
+
+
+def kan_conv2d_unfold(
+    x: Tensor, base_weight: Tensor, spline_weight: Tensor, conv: Conv2dArgs = DEFAULT_CONV2D
+) -> Tensor:
+    """The naive baseline as image KAN-convolution libraries write it: ``F.unfold`` the patches,
+    evaluate the basis for every tap of every patch, one (batched over groups) matmul.
+    ``[B, C_in, H, W]`` -> ``[B, C_out, H_out, W_out]``."""
+    sh, sw, top, bottom, left, right, dh, dw, groups, spline_order, lo, hi = conv
+    batch, in_channels, height, width = x.shape
+    out_channels, in_per_group, kh, kw = base_weight.shape
+    grid_size = spline_weight.shape[-1] - spline_order
+    padded = F.pad(x, (left, right, top, bottom))
+    valid = F.pad(x.new_ones(1, 1, height, width), (left, right, top, bottom))
+    geometry = dict(kernel_size=(kh, kw), dilation=(dh, dw), stride=(sh, sw))
+    patches = F.unfold(padded, **geometry)  # [B, C * kh * kw, L]
+    valid = F.unfold(valid, **geometry)  # [1, kh * kw, L]
+    positions = patches.shape[-1]
+    out_h = (height + top + bottom - dh * (kh - 1) - 1) // sh + 1
+    out_w = (width + left + right - dw * (kw - 1) - 1) // sw + 1
+    features = tap_features(patches, grid_size, spline_order, (lo, hi))  # [B, C*kh*kw, L, F]
+    num_features = features.shape[-1]
+    features = features.view(batch, in_channels, kh * kw, positions, num_features)
+    features = features * valid.view(1, 1, kh * kw, positions, 1)  # padding taps: nothing
+    # [B, groups, Cg, taps, L, F] -> [B, groups, L, Cg * taps * F]
+    features = features.view(batch, groups, in_per_group, kh * kw, positions, num_features)
+    features = features.permute(0, 1, 4, 2, 3, 5).reshape(
+        batch, groups, positions, in_per_group * kh * kw * num_features
+    )
+    weight = _tap_weights(base_weight, spline_weight).reshape(
+        groups, out_channels // groups, in_per_group * kh * kw * num_features
+    )
+    out = torch.matmul(features, weight.transpose(1, 2).unsqueeze(0))  # [B, groups, L, Cog]
+    return out.permute(0, 1, 3, 2).reshape(batch, out_channels, out_h, out_w).contiguous()
 
 
 def kan_linear_reference(

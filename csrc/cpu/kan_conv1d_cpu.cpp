@@ -41,59 +41,6 @@ void run_weight_grad(const Args& a, int64_t begin, int64_t end, void* scratch) {
   MKCC_CPU_CALL(weight_grad, a, begin, end, scratch);
 }
 
-template <typename T>
-void run_transpose(const T* src, int64_t src_stride, int64_t rows, int64_t cols, T* dst,
-                   int64_t dst_stride) {
-  MKCC_CPU_CALL(transpose, src, src_stride, rows, cols, dst, dst_stride);
-}
-
-
-// grad_out as [B][groups][T_out][out_stride], output channels innermost, padded lanes zero
-// (read through its strides: autograd often hands over expanded or transposed tensors), in
-// blocks of 16 x 16 so that both sides stay in cache; with contiguous rows, by vector blocks.
-template <typename scalar_t>
-at::Tensor transpose_grad_out_cpu(const at::Tensor& grad_out, const KanConv1dParams& p,
-                                  const PackedLayout& layout) {
-  auto out = workspace_tensor(WorkspaceSlot::grad_out_rows,
-                              {p.batch, p.groups, p.out_length, layout.out_stride},
-                              grad_out.scalar_type());
-  const int64_t os = layout.out_stride;
-  const int64_t cog = p.out_per_group;
-  const int64_t T = p.out_length;
-  const int64_t sb = grad_out.stride(0);
-  const int64_t sc = grad_out.stride(1);
-  const int64_t st = grad_out.stride(2);
-  const scalar_t* src = grad_out.const_data_ptr<scalar_t>();
-  scalar_t* dst = out.mutable_data_ptr<scalar_t>();
-  constexpr int64_t kBlock = 16;
-  const int64_t t_blocks = (T + kBlock - 1) / kBlock;
-  at::parallel_for(0, p.batch * p.groups * t_blocks, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t item = begin; item < end; ++item) {
-      const int64_t t0 = item % t_blocks * kBlock;
-      const int64_t bg = item / t_blocks;  // b * groups + g
-      const int64_t b = bg / p.groups;
-      const int64_t g = bg % p.groups;
-      const int64_t t1 = std::min(T, t0 + kBlock);
-      const scalar_t* in = src + b * sb + g * cog * sc;
-      scalar_t* o_rows = dst + bg * T * os;
-      if (st == 1) {  // rows of grad_out contiguous: vector blocks
-        run_transpose(in + t0, sc, cog, t1 - t0, o_rows + t0 * os, os);
-      } else {
-        for (int64_t o0 = 0; o0 < cog; o0 += kBlock) {
-          const int64_t o1 = std::min(cog, o0 + kBlock);
-          for (int64_t t = t0; t < t1; ++t) {
-            for (int64_t o = o0; o < o1; ++o) o_rows[t * os + o] = in[o * sc + t * st];
-          }
-        }
-      }
-      for (int64_t t = t0; t < t1; ++t) {
-        for (int64_t o = cog; o < os; ++o) o_rows[t * os + o] = scalar_t(0);
-      }
-    }
-  });
-  return out;
-}
-
 // The CPU passes behind the ops' entry points (host.h).
 struct CpuBackend {
   using Guard = NoGuard;

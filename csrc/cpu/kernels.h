@@ -286,9 +286,89 @@ static inline ScratchLayout linear_weight_grad_scratch(const KanLinearParams& p,
   return scratch_layout(0, row_tile, element_size, 3 * row_tile + 2 * (p.grid_size + 1));
 }
 
+// KANConv2d (x [B, C_in, H, W]) on the same micro-kernels: `row` is the convolution along the
+// width, the 1-D call of one image row (length W, out_length W_out, kernel_size kw, stride sw,
+// pad_left the left padding, dilation dw; channels, groups and spline as the 2-D call), and
+// kernel row i of input channel c is the 1-D channel c * kh + i of the packed weights (the
+// [C_out, Cg, kh, kw] weights seen as [C_out, Cg * kh, kw]: cpu_packed_layout and
+// cpu_input_grad_layout unchanged). Output row oh reads input row oh * stride_h + i * dilation_h
+// - pad_top through kernel row i; rows outside the image contribute nothing.
+struct KanConv2dParams {
+  KanConv1dParams row;
+  int64_t height;      // H
+  int64_t out_height;  // H_out
+  int64_t kernel_h;
+  int64_t stride_h;
+  int64_t pad_top;
+  int64_t dilation_h;
+};
+
+// Input rows that output rows [oh0, oh0 + nh) read: from oh0 * stride_h - pad_top on.
+static inline int64_t conv2d_window_rows(const KanConv2dParams& p, int64_t nh) {
+  return (nh - 1) * p.stride_h + (p.kernel_h - 1) * p.dilation_h + 1;
+}
+
+// Input positions an output row reads along the width: from -pad_left on.
+static inline int64_t conv2d_window_width(const KanConv2dParams& p) {
+  return forward_window(p.row, p.row.out_length);
+}
+
+template <typename T>
+struct Conv2dForwardArgs {
+  KanConv2dParams p;
+  PackedLayout layout;
+  const T* x;              // [B, C_in, H, W]
+  const T* knots;
+  const T* packed_weight;  // [C_in * kh][kw][num_rows][out_stride] (cpu_packed_layout)
+  T* out;                  // [B, C_out, H_out, W_out]
+  int64_t row_tile;        // output rows per work item
+  int64_t num_row_tiles;
+};
+
+template <typename T>
+struct Conv2dBackwardArgs {
+  KanConv2dParams p;
+  PackedLayout layout;
+  const T* x;
+  const T* knots;
+  const T* grad_out_t;  // [B][groups][H_out * W_out][out_stride]
+  // input gradient: [C_in * kh][column blocks][kw][num_rows][block columns]
+  // (cpu_input_grad_layout); weight gradient: unused
+  const T* packed_weight;
+  T* grad_x;            // [B, C_in, H, W] (input gradient)
+  T* packed_grad;       // [chunks][C_in * kh][kw][num_rows][out_stride] (weight gradient)
+  int64_t num_batch_chunks;
+  int64_t row_tile;     // input rows per features pass (input gradient), output rows per block
+                        // (weight gradient)
+};
+
+static inline ScratchLayout conv2d_forward_scratch(const KanConv2dParams& p,
+                                                   const PackedLayout& layout, int64_t row_tile,
+                                                   int64_t element_size) {
+  return scratch_layout(row_tile * p.row.out_length * layout.out_stride,
+                        conv2d_window_rows(p, row_tile) * conv2d_window_width(p), element_size);
+}
+
+static inline ScratchLayout conv2d_input_grad_scratch(const KanConv2dParams& p, int64_t row_tile,
+                                                      int64_t element_size) {
+  return scratch_layout(0, row_tile * p.row.length, element_size);
+}
+
+// The weight gradient sorts the positions its output rows read through one kernel row (at most
+// row_tile * window width) by knot interval: order, local, first_row, pairs (2 per position),
+// bucket starts and cursors.
+static inline ScratchLayout conv2d_weight_grad_scratch(const KanConv2dParams& p, int64_t row_tile,
+                                                       int64_t element_size) {
+  const int64_t width = conv2d_window_width(p);
+  return scratch_layout(0, conv2d_window_rows(p, row_tile) * width, element_size,
+                        5 * row_tile * width + 2 * (static_cast<int64_t>(p.row.num_intervals) + 1));
+}
+
 // Work items: forward over (batch block, group, time tile); input gradient over (input channel,
 // batch element); weight gradient over (batch chunk, input channel), each writing its own slice.
 // KANLinear: forward and input gradient over row tiles, weight gradient over input features.
+// KANConv2d: forward over (batch element, group, output row tile), input gradient over (input
+// channel, batch element), weight gradient over (batch chunk, input channel).
 // transpose: dst[c * dst_stride + r] = src[r * src_stride + c] for r < rows, c < cols.
 #define MKCC_DECLARE_CPU_KERNELS(ISA)                                                        \
   namespace ISA {                                                                            \
@@ -312,6 +392,18 @@ static inline ScratchLayout linear_weight_grad_scratch(const KanLinearParams& p,
   void linear_weight_grad(const LinearWeightGradArgs<float>& a, int64_t begin, int64_t end, \
                           void* scratch);                                                    \
   void linear_weight_grad(const LinearWeightGradArgs<double>& a, int64_t begin, int64_t end,\
+                          void* scratch);                                                    \
+  void conv2d_forward(const Conv2dForwardArgs<float>& a, int64_t begin, int64_t end,        \
+                      void* scratch);                                                        \
+  void conv2d_forward(const Conv2dForwardArgs<double>& a, int64_t begin, int64_t end,       \
+                      void* scratch);                                                        \
+  void conv2d_input_grad(const Conv2dBackwardArgs<float>& a, int64_t begin, int64_t end,    \
+                         void* scratch);                                                     \
+  void conv2d_input_grad(const Conv2dBackwardArgs<double>& a, int64_t begin, int64_t end,   \
+                         void* scratch);                                                     \
+  void conv2d_weight_grad(const Conv2dBackwardArgs<float>& a, int64_t begin, int64_t end,   \
+                          void* scratch);                                                    \
+  void conv2d_weight_grad(const Conv2dBackwardArgs<double>& a, int64_t begin, int64_t end,  \
                           void* scratch);                                                    \
   void transpose(const float* src, int64_t src_stride, int64_t rows, int64_t cols,          \
                  float* dst, int64_t dst_stride);                                            \

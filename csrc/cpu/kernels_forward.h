@@ -57,7 +57,8 @@ inline void forward_buckets_block(const RowTaps& taps, const Scratch<T>& s,
 }
 
 // Forward of NP consecutive output positions from t, NV vectors of output channels from o0, over
-// every tap of one input channel (padding taps have zero features: no check in the loop). NP * NV
+// every tap of one input channel, every line of them (padding taps have zero features: no check
+// in the loop). NP * NV
 // accumulators stay in registers: enough independent chains that the FMAs' latency is hidden
 // (each accumulator takes K + 2 dependent FMAs per tap).
 template <typename T, int K, int NV, int NP, int64_t kRowStride = 0>
@@ -78,9 +79,15 @@ inline void forward_positions(const RowTaps& taps, const Scratch<T>& s,
     }
   }
   const int64_t step = taps.step;
-  for (int64_t j = 0; j < taps.count; ++j) {
-    const int64_t q0 = t * step + j * taps.spacing;
-    const T* w_tap = w_channel + j * rows * ld + o0;
+  int64_t line_first = t * step;  // the current line's position of tap 0
+  int64_t j = 0;                  // the tap within the line (no division per tap)
+  for (int64_t tap = 0; tap < taps.lines * taps.count; ++tap) {
+    const int64_t q0 = line_first + j * taps.spacing;
+    if (++j == taps.count) {
+      j = 0;
+      line_first += taps.line_spacing;
+    }
+    const T* w_tap = w_channel + tap * rows * ld + o0;
 #pragma GCC unroll 16
     for (int i = 0; i < NP; ++i) {
       const int64_t q = q0 + i * step;

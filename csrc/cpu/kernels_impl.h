@@ -7,8 +7,9 @@
 // its own translation unit, so that a build compiles the nine in parallel. The code is in parts:
 // kernels_basis.h (scratch and basis features), kernels_vector.h (vectors, register tiles,
 // transposes, knot buckets, the spline-order dispatch) and one file per pass
-// (kernels_forward.h, kernels_input_grad.h, kernels_weight_grad.h), and KANLinear's use of the
-// same micro-kernels in each pass's unit (kernels_linear.h).
+// (kernels_forward.h, kernels_input_grad.h, kernels_weight_grad.h), and KANLinear's and
+// KANConv2d's use of the same micro-kernels in each pass's unit (kernels_linear.h,
+// kernels_conv2d.h).
 // Only C headers are used here, and every helper has internal linkage, so no inline function
 // compiled for a wider instruction set can be picked by the linker for a narrower one.
 //
@@ -67,14 +68,19 @@ namespace {
 #include "kernels_weight_grad.h"
 #endif
 #include "kernels_linear.h"
+#include "kernels_conv2d.h"
 
 }  // namespace
+
+inline int spline_order_of(const KanConv1dParams& p) { return p.spline_order; }
+inline int spline_order_of(const KanLinearParams& p) { return p.spline_order; }
+inline int spline_order_of(const KanConv2dParams& p) { return p.row.spline_order; }
 
 // A pass's entry points (kernels.h) for float and double: impl<T, K> with the spline order as
 // a compile-time constant.
 #define MKCC_CPU_PASS_ENTRY(T, function, Args, impl)                                  \
   void function(const Args<T>& a, int64_t begin, int64_t end, void* scratch) {        \
-    with_spline_order(a.p.spline_order,                                               \
+    with_spline_order(spline_order_of(a.p),                                           \
                       [&](auto k) { impl<T, decltype(k)::value>(a, begin, end, scratch); }); \
   }
 #define MKCC_CPU_PASS_ENTRIES(function, Args, impl) \
@@ -84,6 +90,7 @@ namespace {
 #if defined(MKCC_CPU_PASS_FORWARD)
 MKCC_CPU_PASS_ENTRIES(forward, ForwardArgs, forward_impl)
 MKCC_CPU_PASS_ENTRIES(linear_forward, LinearForwardArgs, linear_forward_impl)
+MKCC_CPU_PASS_ENTRIES(conv2d_forward, Conv2dForwardArgs, conv2d_forward_impl)
 void transpose(const float* src, int64_t src_stride, int64_t rows, int64_t cols, float* dst,
                int64_t dst_stride) {
   transpose_rows(src, src_stride, rows, cols, dst, dst_stride);
@@ -95,9 +102,11 @@ void transpose(const double* src, int64_t src_stride, int64_t rows, int64_t cols
 #elif defined(MKCC_CPU_PASS_INPUT_GRAD)
 MKCC_CPU_PASS_ENTRIES(input_grad, InputGradArgs, input_grad_impl)
 MKCC_CPU_PASS_ENTRIES(linear_input_grad, LinearInputGradArgs, linear_input_grad_impl)
+MKCC_CPU_PASS_ENTRIES(conv2d_input_grad, Conv2dBackwardArgs, conv2d_input_grad_impl)
 #else
 MKCC_CPU_PASS_ENTRIES(weight_grad, WeightGradArgs, weight_grad_impl)
 MKCC_CPU_PASS_ENTRIES(linear_weight_grad, LinearWeightGradArgs, linear_weight_grad_impl)
+MKCC_CPU_PASS_ENTRIES(conv2d_weight_grad, Conv2dBackwardArgs, conv2d_weight_grad_impl)
 #endif
 
 #undef MKCC_CPU_PASS_ENTRIES

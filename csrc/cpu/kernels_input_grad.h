@@ -137,6 +137,32 @@ inline void input_grad_checked(const RowTaps& taps, const Scratch<T>& s,
   }
 }
 
+// Adds the input gradient of the row positions [c0, c0 + n) through one row of taps (whose
+// features are at scratch positions 0 .. n) to dx_row: w_channel the taps' packed block
+// (cpu_input_grad_layout), gy_row the grad_out rows [taps.outputs][os] they read. Interior
+// positions (stride 1, every tap reading an output) without checks, the others tap by tap.
+template <typename T, int K>
+inline void input_grad_span(const RowTaps& taps, const Scratch<T>& s,
+                            const T* __restrict__ w_channel, int64_t rows, int64_t os,
+                            const T* __restrict__ gy_row, int64_t c0, int64_t n,
+                            T* __restrict__ dx_row) {
+  const int64_t span = (taps.count - 1) * taps.spacing;
+  const int64_t full_begin = taps.step == 1 ? (span - taps.pad > 0 ? span - taps.pad : 0) : 0;
+  const int64_t full_end = taps.step == 1 ? taps.outputs - taps.pad : 0;
+  int64_t lo = full_begin > c0 ? full_begin : c0;
+  int64_t hi = full_end < c0 + n ? full_end : c0 + n;
+  if (hi < lo) hi = lo;
+  if (hi > lo) {
+    input_grad_columns<T, K>(taps, s, w_channel, rows, os, gy_row, c0, lo, hi, dx_row);
+  }
+  // The other positions (near the ends, or any stride): each tap checked.
+  for (int64_t pos = c0; pos < c0 + n; ++pos) {
+    if (pos == lo && hi > lo) pos = hi;
+    if (pos >= c0 + n) break;
+    input_grad_checked<T, K>(taps, s, w_channel, rows, os, gy_row, pos, pos - c0, dx_row + pos);
+  }
+}
+
 // Positions [c0, c0 + n) of the input gradient of item (batch element b, input channel cin),
 // whose features are at scratch positions 0 .. n.
 template <typename T, int K>
@@ -150,24 +176,8 @@ inline void input_grad_chunk(const InputGradArgs<T>& a, const Scratch<T>& s, int
   T* dx_row = a.grad_x + (b * p.in_channels + cin) * p.length;
   const T* w_channel = a.packed_weight + cin * taps.count * rows * os;
   const T* gy_group = a.grad_out_t + (b * p.groups + g) * p.out_length * os;
-  // Input positions every tap of which reads an output (stride 1): no checks there.
-  const int64_t span = (taps.count - 1) * taps.spacing;
-  const int64_t full_begin = taps.step == 1 ? (span - taps.pad > 0 ? span - taps.pad : 0) : 0;
-  const int64_t full_end = taps.step == 1 ? taps.outputs - taps.pad : 0;
-
   for (int64_t q = 0; q < n; ++q) dx_row[c0 + q] = T(0);
-  int64_t lo = full_begin > c0 ? full_begin : c0;
-  int64_t hi = full_end < c0 + n ? full_end : c0 + n;
-  if (hi < lo) hi = lo;
-  if (hi > lo) {
-    input_grad_columns<T, K>(taps, s, w_channel, rows, os, gy_group, c0, lo, hi, dx_row);
-  }
-  // The other positions (near the ends, or any stride): each tap checked.
-  for (int64_t pos = c0; pos < c0 + n; ++pos) {
-    if (pos == lo && hi > lo) pos = hi;
-    if (pos >= c0 + n) break;
-    input_grad_checked<T, K>(taps, s, w_channel, rows, os, gy_group, pos, pos - c0, dx_row + pos);
-  }
+  input_grad_span<T, K>(taps, s, w_channel, rows, os, gy_group, c0, n, dx_row);
 }
 
 template <typename T, int K>

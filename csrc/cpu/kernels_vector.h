@@ -143,7 +143,8 @@ inline void transpose_rows(const T* __restrict__ src, int64_t src_stride, int64_
 // Counting sort of the positions q in [0, nb * window) that are not padding taps by their first
 // spline row (row_offset / out_stride - 1, in [0, G); inputs outside the grid share bucket 0,
 // with zero basis values): bucket m holds sorted entries start[m] .. start[m + 1]. The positions
-// are the windows of nb batch elements laid end to end, each `window` long: sorted entry i is
+// are the windows of nb batch elements, each `window` long, element e's at scratch positions
+// e * stride .. (stride: `window` when they lie end to end, the default): sorted entry i is
 // position order[i], which is position local[i] of the window of element e, whose rows start at
 // first_row[i] = e * row_step. Within a bucket the entries are in increasing local[i] (then e),
 // so that the entries of a range of window positions are a range of entries. start and cursor
@@ -151,15 +152,19 @@ inline void transpose_rows(const T* __restrict__ src, int64_t src_stride, int64_
 template <typename T>
 void bucket_by_interval(const Scratch<T>& s, int64_t nb, int64_t window, int64_t row_step,
                         int64_t os, int64_t buckets, int64_t* order, int64_t* local,
-                        int64_t* first_row, int64_t* start, int64_t* cursor) {
+                        int64_t* first_row, int64_t* start, int64_t* cursor,
+                        int64_t stride = -1) {
+  if (stride < 0) stride = window;
   // row_offset / os by a multiplication (exact for these small integers; an integer division
   // per position was a visible part of the weight gradient)
   const double inv_os = 1.0 / static_cast<double>(os);
-  const int64_t count = nb * window;
   for (int64_t m = 0; m <= buckets; ++m) start[m] = 0;
-  for (int64_t q = 0; q < count; ++q) {
-    if (s.row_offset[q] >= 0) {
-      ++start[static_cast<int64_t>(static_cast<double>(s.row_offset[q]) * inv_os + 0.5)];
+  for (int64_t e = 0; e < nb; ++e) {
+    const int64_t* offsets = s.row_offset + e * stride;
+    for (int64_t t = 0; t < window; ++t) {
+      if (offsets[t] >= 0) {
+        ++start[static_cast<int64_t>(static_cast<double>(offsets[t]) * inv_os + 0.5)];
+      }
     }
   }
   for (int64_t m = 1; m <= buckets; ++m) start[m] += start[m - 1];
@@ -181,11 +186,11 @@ void bucket_by_interval(const Scratch<T>& s, int64_t nb, int64_t window, int64_t
   }
   for (int64_t t = 0; t < window; ++t) {
     for (int64_t e = 0; e < nb; ++e) {
-      const int64_t offset = s.row_offset[e * window + t];
+      const int64_t offset = s.row_offset[e * stride + t];
       if (offset >= 0) {
         const int64_t row = static_cast<int64_t>(static_cast<double>(offset) * inv_os + 0.5);
         const int64_t i = cursor[row - 1]++;
-        order[i] = e * window + t;
+        order[i] = e * stride + t;
         local[i] = t;
         first_row[i] = e * row_step;
       }

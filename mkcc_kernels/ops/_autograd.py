@@ -13,17 +13,21 @@ def _setup_context(ctx, inputs, output) -> None:
     ctx.conv_args = conv_args
 
 
-def _no_double_backward(ctx, *grads):
-    raise RuntimeError(
-        "kan_conv1d: gradients of gradients (double backward) are not implemented by the fused "
-        "kernels; use backend='reference' for them"
-    )
+def _no_double_backward(layer: str):
+    def backward(ctx, *grads):
+        raise RuntimeError(
+            f"{layer}: gradients of gradients (double backward) are not implemented by the fused "
+            "kernels; use backend='reference' for them"
+        )
+
+    return backward
 
 
-def register(forward_op: str, backward_op: str) -> None:
+def register(forward_op: str, backward_op: str, layer: str = "kan_conv1d") -> None:
     """Autograd of the op ``forward_op`` through the op ``backward_op`` ("mkcc::name"), which
     takes ``grad_out``, the forward's arguments, then the ``input_grad`` and ``weight_grad``
-    flags, and returns the three gradients (empty where not asked for)."""
+    flags, and returns the three gradients (empty where not asked for). Serves the 1-D and 2-D
+    convolutions (``layer`` names the function in errors)."""
     backward_fn = getattr(torch.ops.mkcc, backward_op.split("::")[1])
 
     def backward(ctx, grad_out: Tensor):
@@ -47,7 +51,7 @@ def register(forward_op: str, backward_op: str) -> None:
     # Without this, backpropagating through the backward op would silently give no gradient.
     torch.library.register_autograd(
         backward_op,
-        _no_double_backward,
+        _no_double_backward(layer),
         setup_context=lambda ctx, inputs, output: None,
     )
 

@@ -12,12 +12,18 @@ from ..conv_args import Conv1dArgs
 
 __all__ = [
     "BACKWARD_SCHEMA",
+    "CONV2D_ARGUMENTS",
+    "CONV2D_BACKWARD_SCHEMA",
+    "CONV2D_FORWARD_SCHEMA",
     "LINEAR_BACKWARD_SCHEMA",
     "LINEAR_FORWARD_SCHEMA",
     "CONV1D_ARGUMENTS",
     "FORWARD_SCHEMA",
     "Conv1dArgs",
+    "conv2d_forward_shape",
     "fake_backward",
+    "fake_conv2d_backward",
+    "fake_conv2d_forward",
     "fake_forward",
     "fake_linear_backward",
     "fake_linear_forward",
@@ -42,6 +48,19 @@ BACKWARD_SCHEMA = (
     "bool input_grad, bool weight_grad) -> (Tensor, Tensor, Tensor)"
 )
 
+# KANConv2d: x [B, C_in, H, W], base_weight [C_out, C_in / groups, kh, kw], spline_weight
+# [C_out, C_in / groups, kh, kw, G + K]; the arguments after the tensors as ``Conv2dArgs``.
+CONV2D_ARGUMENTS = (
+    "int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right, "
+    "int dilation_h, int dilation_w, int groups, int spline_order, float grid_lo, float grid_hi"
+)
+CONV2D_FORWARD_SCHEMA = (
+    f"(Tensor x, Tensor base_weight, Tensor spline_weight, {CONV2D_ARGUMENTS}) -> Tensor"
+)
+CONV2D_BACKWARD_SCHEMA = (
+    f"(Tensor grad_out, Tensor x, Tensor base_weight, Tensor spline_weight, {CONV2D_ARGUMENTS}, "
+    "bool input_grad, bool weight_grad) -> (Tensor, Tensor, Tensor)"
+)
 
 # KANLinear on 2-D inputs ``x [N, in]`` (the functional flattens leading dimensions):
 # ``base_weight [out, in]``, ``spline_weight [out, in, G + K]`` (unscaled), ``spline_scaler
@@ -72,6 +91,17 @@ def forward_shape(x: Tensor, base_weight: Tensor, stride, pad_left, pad_right, d
     return x.shape[0], base_weight.shape[0], length_out
 
 
+def conv2d_forward_shape(
+    x: Tensor, base_weight: Tensor, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right,
+    dilation_h, dilation_w, *_,
+):  # fmt: skip
+    """``[B, C_out, H_out, W_out]`` of a 2-D forward op called with these arguments."""
+    kh, kw = base_weight.shape[2], base_weight.shape[3]
+    out_h = out_length(x.shape[2], kh, stride_h, pad_top, pad_bottom, dilation_h)
+    out_w = out_length(x.shape[3], kw, stride_w, pad_left, pad_right, dilation_w)
+    return x.shape[0], base_weight.shape[0], out_h, out_w
+
+
 def new_output(shape, like: Tensor, dtype: torch.dtype | None = None) -> Tensor:
     """An uninitialized output; NaN-filled while the tests poison outputs, so that an element a
     kernel fails to write shows up."""
@@ -98,6 +128,16 @@ def fake_backward(grad_out, x, base_weight, spline_weight, *conv_and_flags):
         base_weight.new_empty(base_weight.shape),
         spline_weight.new_empty(spline_weight.shape),
     )
+
+
+def fake_conv2d_forward(x: Tensor, base_weight: Tensor, spline_weight: Tensor, *conv) -> Tensor:
+    """The fake kernel of a 2-D forward op (``CONV2D_FORWARD_SCHEMA``)."""
+    torch._check(x.dim() == 4, lambda: "x: expected a 4-D tensor")
+    return x.new_empty(conv2d_forward_shape(x, base_weight, *conv))
+
+
+# The backward's outputs have the same shapes in 1-D and 2-D.
+fake_conv2d_backward = fake_backward
 
 
 def fake_linear_forward(x, base_weight, spline_weight, spline_scaler, grid, spline_order):

@@ -32,13 +32,18 @@ struct KanConv1dParams {
 // through tap j (0 <= j < count); a position outside the row is padding and contributes
 // nothing. Tap j's weights are block j of an input channel's packed weights. KANConv1d: a row per
 // (batch element, input channel), the kernel's taps (conv1d_taps). A linear layer is one tap over
-// a row of inputs (step 1); a 2-D convolution a row of taps per kernel row.
+// a row of inputs (step 1); a 2-D convolution a row of taps per kernel row. The forward's
+// micro-kernel also walks several lines of taps (a 2-D kernel's rows over rows of features laid
+// line_spacing apart): tap (l, j) reads position t * step + l * line_spacing + j * spacing and
+// its weights are block l * count + j; the other passes take one line.
 struct RowTaps {
   int64_t count;
   int64_t step;
   int64_t spacing;
   int64_t pad;
   int64_t outputs;
+  int64_t lines = 1;
+  int64_t line_spacing = 0;
 };
 
 MKCC_HOST_DEVICE MKCC_INLINE RowTaps conv1d_taps(const KanConv1dParams& p) {
