@@ -1,9 +1,9 @@
 """Compile-time GPU resource check: every Triton launch the op planners make for the layer
 shapes of the tests, the MKCC model and bench's GPU set, for fp32 (TF32 and IEEE dots), fp16 and
 bf16 and spline orders 1-4, compiled for sm_80 and sm_90 without a GPU; the same for the
-KANLinear kernels at the KANLinear benchmark shapes; plus the CUDA C++ kernels in ``_C``. Prints
-the tables (markdown) and exits with status 1 on a compile error, a spill or shared memory over
-the arch's per-block limit.
+KANLinear and KANConv2d kernels at their benchmark shapes; plus the CUDA C++ kernels in ``_C``.
+Prints the tables (markdown) and exits with status 1 on a compile error, a spill or shared
+memory over the arch's per-block limit.
 
     python -m bench.gpu_resources                 # the tables, markdown
     python -m bench.gpu_resources --json out.json # also the rows as JSON
@@ -29,6 +29,7 @@ from mkcc_kernels.gpu_resources import (
     Build,
     CudaKernel,
     Layer,
+    conv2d_triton_resources,
     cuda_problems,
     cuda_resources,
     linear_triton_resources,
@@ -188,6 +189,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(triton_table(linear_builds))
     builds += linear_builds
+    started = time.perf_counter()
+    conv2d_builds = conv2d_triton_resources(jobs=args.jobs)
+    elapsed = time.perf_counter() - started
+    found += problems(conv2d_builds)
+    print(
+        f"\nKANConv2d Triton: {len(conv2d_builds)} distinct builds for the KANConv2d benchmark "
+        f"shapes x the same precisions, orders and archs, compiled in {elapsed:.0f} s"
+    )
+    print(triton_table(conv2d_builds))
+    builds += conv2d_builds
     kernels: list[CudaKernel] = []
     if not args.no_cuda:
         from mkcc_kernels import build_info

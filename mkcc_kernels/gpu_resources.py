@@ -5,11 +5,13 @@ per block).
 
     rows = triton_resources(layers)        # one row per distinct kernel build (KANConv1d)
     rows = linear_triton_resources(LINEAR_BENCH_LAYERS)   # the same for KANLinear
+    rows = conv2d_triton_resources(CONV2D_BENCH_LAYERS)   # the same for KANConv2d
     problems(rows)                         # compile errors, spills, shared memory over the limit
 
 The launches come from the op planners themselves (``plan_forward`` / ``plan_backward`` of
 ``mkcc_kernels.ops.triton_ops``, ``plan_linear_forward`` / ``plan_linear_backward`` of
-``mkcc_kernels.ops.triton_linear``, run on meta tensors with a launcher that records instead of
+``mkcc_kernels.ops.triton_linear``, ``plan_conv2d_forward`` / ``plan_conv2d_backward`` of
+``mkcc_kernels.ops.triton_conv2d``, run on meta tensors with a launcher that records instead of
 launching), so the check follows every change of tile table, packing or arguments. Needs the
 Triton kernels as compiled functions: run it in a process without ``TRITON_INTERPRET=1``.
 """
@@ -73,6 +75,35 @@ LINEAR_BENCH_LAYERS = (
     LinearLayer(8192, 256, 256),
     LinearLayer(6304, 768, 768),
     LinearLayer(65536, 64, 64),
+)
+
+
+@dataclass(frozen=True)
+class Conv2dLayer:
+    """A KANConv2d call: input ``[batch, in_channels, height, width]``, a square kernel."""
+
+    batch: int
+    in_channels: int
+    out_channels: int
+    height: int
+    width: int
+    kernel_size: int
+    stride: int = 1
+    padding: int = 1
+    dilation: int = 1
+    groups: int = 1
+    grid_size: int = 5
+
+
+# The KANConv2d benchmark shapes, padding 1: a CIFAR-sized first layer (3 -> 32 at 32 x 32), a
+# small CNN's middle and late layers (32 -> 64 at 16 x 16, 64 -> 128 at 8 x 8), a ResNet stage
+# at 56 x 56 (64 -> 64), a MobileNet-style depthwise layer (128 channels at 28 x 28).
+CONV2D_BENCH_LAYERS = (
+    Conv2dLayer(64, 3, 32, 32, 32, 3),
+    Conv2dLayer(64, 32, 64, 16, 16, 3),
+    Conv2dLayer(32, 64, 128, 8, 8, 3),
+    Conv2dLayer(16, 64, 64, 56, 56, 3),
+    Conv2dLayer(32, 128, 128, 28, 28, 3, groups=128),
 )
 
 
@@ -186,6 +217,34 @@ def _recorded_linear_launches(layer: LinearLayer, dtype: torch.dtype, spline_ord
     return launches
 
 
+def _recorded_conv2d_launches(layer: Conv2dLayer, dtype: torch.dtype, spline_order: int,
+                              ieee: bool):  # fmt: skip
+    """The launches the KANConv2d planners make for one forward and one full backward of
+    ``layer`` (meta tensors)."""
+    from .conv_args import Conv2dArgs
+    from .ops import triton_conv2d
+    from .ops.common import conv2d_forward_shape
+
+    launches = []
+    meta = dict(device="meta", dtype=dtype)
+    x = torch.empty(layer.batch, layer.in_channels, layer.height, layer.width, **meta)
+    k = layer.kernel_size
+    base = torch.empty(layer.out_channels, layer.in_channels // layer.groups, k, k, **meta)
+    spline = torch.empty(*base.shape, layer.grid_size + spline_order, **meta)
+    conv = Conv2dArgs(
+        layer.stride, layer.stride, *(layer.padding,) * 4, layer.dilation, layer.dilation,
+        layer.groups, spline_order, -1.0, 1.0,
+    )  # fmt: skip
+    grad_out = torch.empty(conv2d_forward_shape(x, base, *conv), **meta)
+    with _tf32(not ieee):
+        triton_conv2d.check_dtype(x)
+        triton_conv2d.plan_conv2d_forward(x, base, spline, conv, launches.append)
+        triton_conv2d.plan_conv2d_backward(
+            grad_out, x, base, spline, conv, True, True, launches.append, _MULTIPROCESSORS
+        )
+    return launches
+
+
 @contextlib.contextmanager
 def _tf32(allow: bool) -> Iterator[None]:
     """TF32 allowed or not for both layers' switches (``nn.Conv1d``'s cudnn flag, ``nn.Linear``'s
@@ -243,9 +302,9 @@ def _compile(job) -> tuple[int, int, int, str]:
 
 def _kernels() -> dict:
     """Every Triton kernel by launch name."""
-    from .ops import triton_linear, triton_ops
+    from .ops import triton_conv2d, triton_linear, triton_ops
 
-    return {**triton_ops.KERNELS, **triton_linear.KERNELS}
+    return {**triton_ops.KERNELS, **triton_linear.KERNELS, **triton_conv2d.KERNELS}
 
 
 def triton_resources(
@@ -286,6 +345,25 @@ def linear_triton_resources(
     return _compile_builds(recorded(), archs, jobs)
 
 
+def conv2d_triton_resources(
+    layers: Iterable[Conv2dLayer] = CONV2D_BENCH_LAYERS,
+    dtypes: Iterable[torch.dtype] = (torch.float32, torch.float16, torch.bfloat16),
+    spline_orders: Iterable[int] = (1, 2, 3, 4),
+    archs: Iterable[int] = ARCHS,
+    jobs: int | None = None,
+) -> list[Build]:
+    """``triton_resources`` for KANConv2d calls: every distinct build the KANConv2d planners
+    launch for ``layers`` (default: the benchmark shapes) x dtypes x spline orders (fp32 with
+    TF32 and with IEEE dots) x archs, compiled and read."""
+
+    def recorded():
+        for layer in layers:
+            for dtype, ieee, order in _variants(dtypes, spline_orders):
+                yield dtype, ieee, order, _recorded_conv2d_launches(layer, dtype, order, ieee)
+
+    return _compile_builds(recorded(), archs, jobs)
+
+
 def _variants(dtypes: Iterable[torch.dtype], spline_orders: Iterable[int]):
     """(dtype, ieee, spline order): fp32 both with TF32 and with IEEE dots."""
     orders = list(spline_orders)
@@ -295,7 +373,10 @@ def _variants(dtypes: Iterable[torch.dtype], spline_orders: Iterable[int]):
                 yield dtype, ieee, order
 
 
-_KERNEL_ORDER = ("fwd", "dx", "dw", "linear_fwd", "linear_dx", "linear_dw")
+_KERNEL_ORDER = (
+    "fwd", "dx", "dw", "linear_fwd", "linear_dx", "linear_dw", "conv2d_fwd", "conv2d_dx",
+    "conv2d_dw",
+)  # fmt: skip
 
 
 def _compile_builds(recorded, archs: Iterable[int], jobs: int | None) -> list[Build]:
@@ -346,6 +427,18 @@ def linear_report(layers: Iterable[LinearLayer] = LINEAR_BENCH_LAYERS, jobs: int
     ``problems`` found."""
     layers = list(layers)
     builds = linear_triton_resources(layers, jobs=jobs)
+    return {
+        "layers": [dataclasses.asdict(layer) for layer in layers],
+        "triton": [dataclasses.asdict(b) for b in builds],
+        "problems": problems(builds),
+    }
+
+
+def conv2d_report(layers: Iterable[Conv2dLayer] = CONV2D_BENCH_LAYERS, jobs: int | None = None):
+    """``conv2d_triton_resources`` as a JSON-ready dict: the layers, one row per build, and the
+    ``problems`` found."""
+    layers = list(layers)
+    builds = conv2d_triton_resources(layers, jobs=jobs)
     return {
         "layers": [dataclasses.asdict(layer) for layer in layers],
         "triton": [dataclasses.asdict(b) for b in builds],

@@ -2,7 +2,7 @@
 the MKCC model's and bench's GPU layer shapes (fp32 with TF32 and IEEE dots, fp16, bf16, spline
 orders 1-4) compiles for sm_80 and sm_90 without spilling registers and within the arch's
 shared memory, and the CUDA C++ kernels keep no stack frame beyond the explained exceptions;
-the same for every KANLinear launch at the KANLinear benchmark shapes."""
+the same for every KANLinear and every KANConv2d launch at their benchmark shapes."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import pytest
 
 from mkcc_kernels import build_info
 from mkcc_kernels.gpu_resources import (
+    CONV2D_BENCH_LAYERS,
     LINEAR_BENCH_LAYERS,
     SHARED_LIMIT,
     Build,
@@ -61,6 +62,29 @@ def linear_report(tmp_path_factory) -> dict:
         "import json, sys\n"
         "from mkcc_kernels.gpu_resources import linear_report\n"
         "json.dump(linear_report(), open(sys.argv[1], 'w'), indent=1)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return json.loads(out.read_text())
+
+
+@pytest.fixture(scope="module")
+def conv2d_report(tmp_path_factory) -> dict:
+    """``gpu_resources.conv2d_report()`` (the KANConv2d launches at the benchmark shapes), run in
+    a process without TRITON_INTERPRET."""
+    out = tmp_path_factory.mktemp("resources") / "conv2d.json"
+    script = (
+        "import json, sys\n"
+        "from mkcc_kernels.gpu_resources import conv2d_report\n"
+        "json.dump(conv2d_report(), open(sys.argv[1], 'w'), indent=1)\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     result = subprocess.run(
@@ -131,6 +155,42 @@ def test_kan_linear_benchmark_shapes_kernels_archs_orders_and_precisions_are_cov
     # 64 outputs and 256 / 768 outputs take different tensor-core tiles: both are compiled
     wide = {b["tiles"] for b in builds if b["kernel"] == "linear_fwd" and not b["ieee"]}
     assert len(wide) == 2, wide
+
+
+def test_every_kan_conv2d_launch_compiles_without_spills(conv2d_report):
+    assert conv2d_report["problems"] == []
+    for build in conv2d_report["triton"]:
+        what = f"{build['kernel']} sm_{build['arch']} {build['dtype']} K={build['spline_order']}"
+        assert build["error"] == "", what
+        assert build["stack"] == 0, what
+        assert 0 < build["registers"] <= 255, what
+        assert 0 < build["shared"] <= SHARED_LIMIT[build["arch"]], what
+
+
+def test_kan_conv2d_benchmark_shapes_kernels_archs_orders_and_precisions_are_covered(
+    conv2d_report,
+):
+    fields = ("batch", "in_channels", "out_channels", "height", "width", "kernel_size", "groups")
+    layers = {tuple(la[f] for f in fields) for la in conv2d_report["layers"]}
+    assert layers == {
+        (64, 3, 32, 32, 32, 3, 1),
+        (64, 32, 64, 16, 16, 3, 1),
+        (32, 64, 128, 8, 8, 3, 1),
+        (16, 64, 64, 56, 56, 3, 1),
+        (32, 128, 128, 28, 28, 3, 128),
+    }
+    assert len(CONV2D_BENCH_LAYERS) == 5
+    assert all(la["padding"] == 1 for la in conv2d_report["layers"])
+    builds = conv2d_report["triton"]
+    seen = {(b["kernel"], b["arch"], b["spline_order"], b["dtype"], b["ieee"]) for b in builds}
+    precisions = [("fp32", False), ("fp32", True), ("fp16", False), ("bf16", False)]
+    for kernel, arch, order, (dtype, ieee) in itertools.product(
+        ("conv2d_fwd", "conv2d_dx", "conv2d_dw"), (80, 90), (1, 2, 3, 4), precisions
+    ):
+        assert (kernel, arch, order, dtype, ieee) in seen
+    # 64 and 128 output columns and the depthwise tiles: every tensor-core forward tile compiled
+    wide = {b["tiles"] for b in builds if b["kernel"] == "conv2d_fwd" and not b["ieee"]}
+    assert len(wide) == 3, wide
 
 
 @pytest.mark.skipif(not build_info()["cuda_compiled"], reason="this build has no CUDA kernels")
