@@ -6,6 +6,10 @@
 # make bench  - the full CPU benchmark over the canonical shapes, appended to bench/results/,
 #               plots, and the README table regenerated
 # make bench-linear - the KANLinear CPU benchmark (bench/results/cpu_linear.csv and plots)
+# make bench-conv2d - the KANConv2d CPU benchmark (bench/results/cpu_conv2d.csv and plots; the
+#               convkan peer needs the bench extra: pip install -e ".[bench]")
+# make digits - trains a small KAN-CNN (KANConv2d) and the same CNN with nn.Conv2d on
+#               scikit-learn's handwritten digits, prints test accuracy and time per epoch
 # make lint   - ruff
 
 PYTHON ?= python3
@@ -17,10 +21,10 @@ STAMP := $(VENV)/.mkcc-installed
 # launcher script elsewhere, which torch's own lookup would take for the toolkit.
 CUDA_HOME ?= $(firstword $(wildcard /usr/local/cuda))
 export CUDA_HOME
-PY_DIRS := mkcc_kernels mkcc_model tests bench setup.py
+PY_DIRS := mkcc_kernels mkcc_model tests bench examples setup.py
 SOURCES := setup.py pyproject.toml $(shell find csrc -type f 2>/dev/null)
 
-.PHONY: install test test-all bench bench-quick bench-linear demo lint clean
+.PHONY: install test test-all bench bench-quick bench-linear bench-conv2d digits demo lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +62,12 @@ bench: $(STAMP)
 
 bench-linear: $(STAMP)
 	$(PY) -m bench.linear_bench --csv bench/results/cpu_linear.csv --plot bench/results/cpu_linear
+
+bench-conv2d: $(STAMP)
+	$(PY) -m bench.conv2d_bench --csv bench/results/cpu_conv2d.csv --plot bench/results/cpu_conv2d
+
+digits: $(STAMP)
+	$(PY) -m examples.digits_kan_cnn
 
 lint: $(STAMP)
 	$(PY) -m ruff check $(PY_DIRS)

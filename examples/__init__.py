@@ -1,0 +1,2 @@
+"""Runnable examples of ``mkcc_kernels`` (``python -m examples.<name>``); not installed with the
+package."""
