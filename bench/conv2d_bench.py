@@ -33,7 +33,8 @@ provider rotates); a case ends once every provider has ``--repeats`` samples and
 * k^2 * (K + 2)`` per forward (silu and the ``K + 1`` non-zero basis functions of every tap,
 padded taps included), three times that for forward+backward (``conv2d``: its own
 ``2 * B * C_out * H_out * W_out * (C_in/groups) * k^2``), and its fraction of the ``torch.mm``
-rate measured in the same process (fp32, ``--gemm-size`` cubed); the speed-ups over
+rate measured in the same process just before the shape's timing (fp32, ``--gemm-size``
+cubed; shown in each row, since the load of a shared machine drifts); the speed-ups over
 ``reference-compiled`` and over ``convkan`` (``t_peer / t_provider``); in forward+backward mode
 the bytes autograd keeps for backward (distinct storages, via saved-tensor hooks) beside the
 bound ``x + weights`` (the input and the provider's parameters and buffers: ``convkan``'s
@@ -42,10 +43,10 @@ PyTorch's CPU allocator (``torch.profiler`` memory events of one call, above wha
 before it; buffers a kernel takes from ``malloc`` itself are not seen).
 
 ``--csv`` appends long-format rows as ``bench.linear_bench`` does (op ``kan_conv2d``; metrics
-``ms``, ``gflops``, ``of_gemm``, ``speedup_vs_compiled``, ``speedup_vs_convkan``, ``saved_mb``,
-``bound_mb``, ``saved_over_bound``, ``peak_mb``, ``max_rel_err``; the GEMM rate as op ``mm``);
-``--plot PREFIX`` writes ``PREFIX_speedup.png`` and ``PREFIX_memory.png``
-(``bench.plots.plot_conv2d``).
+``ms``, ``gflops``, ``gemm_gflops``, ``of_gemm``, ``speedup_vs_compiled``,
+``speedup_vs_convkan``, ``saved_mb``, ``bound_mb``, ``saved_over_bound``, ``peak_mb``,
+``max_rel_err``; each GEMM rate also as op ``mm``); ``--plot PREFIX`` writes
+``PREFIX_speedup.png`` and ``PREFIX_memory.png`` (``bench.plots.plot_conv2d``).
 """
 
 from __future__ import annotations
@@ -389,6 +390,8 @@ def run_shape(
             result = Result(
                 shape, name, mode, samples, gflops, gflops / gemm_gflops if gemm_gflops else 0.0
             )
+            if gemm_gflops:
+                result.extra["gemm_gflops"] = gemm_gflops
             if name in errors:
                 result.extra["max_rel_err"] = errors[name]
             if name in saved:
@@ -421,13 +424,12 @@ def run_shape(
 # --- output
 
 
-def format_table(results: list[Result], modes: list[str], gemm_gflops: float | None) -> str:
-    gemm = f" ({gemm_gflops:.0f} GFLOP/s)" if gemm_gflops else ""
+def format_table(results: list[Result], modes: list[str]) -> str:
     lines = [
         "| shape (B, C_in, C_out, H, W, k, groups) | mode | provider | median ms (p20-p80) "
-        f"| useful GFLOP/s | of GEMM{gemm} | vs compiled | vs convkan | saved MB | bound MB "
-        "| saved / bound | peak MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| useful GFLOP/s | GEMM GFLOP/s | of GEMM | vs compiled | vs convkan | saved MB "
+        "| bound MB | saved / bound | peak MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def number(r: Result, key: str, fmt: str) -> str:
@@ -437,7 +439,8 @@ def format_table(results: list[Result], modes: list[str], gemm_gflops: float | N
         lines.append(
             f"| {r.shape} | {r.mode} | {r.provider} | {r.p50:.3f} "
             f"({percentile(r.times_ms, 0.2):.3f}-{percentile(r.times_ms, 0.8):.3f}) "
-            f"| {r.gflops:.1f} | {f'{100 * r.of_gemm:.1f} %' if gemm_gflops else '-'} "
+            f"| {r.gflops:.1f} | {number(r, 'gemm_gflops', '.1f')} "
+            f"| {f'{100 * r.of_gemm:.1f} %' if r.of_gemm else '-'} "
             f"| {number(r, 'speedup_vs_compiled', '.2f')}"
             f"{'' if 'speedup_vs_compiled' not in r.extra else 'x'} "
             f"| {number(r, 'speedup_vs_convkan', '.2f')}"
@@ -633,20 +636,23 @@ def main(argv: list[str] | None = None) -> list[Result]:
         f"{args.spline_order}, padding {PADDING}; torch {torch.__version__}; build "
         f"{mkcc_kernels.build_info()}; fused op: {fused_op_available()}"
     )
-    gemm = gemm_rate(args.gemm_size, min_seconds=0.3 if args.quick else 1.0)
-    print(
-        f"GEMM rate: torch.mm fp32 {args.gemm_size}^3, {args.threads} threads: {gemm:.1f} GFLOP/s"
-    )
-    if args.csv is not None:
-        size = f"{args.gemm_size}x{args.gemm_size}x{args.gemm_size}"
-        append_csv(
-            args.csv,
-            [("mm", "torch.mm", "fwd", size, "float32", "gflops", gemm, gemm, gemm)],
-            args.threads,
-        )
     notes: list[str] = []
     results: list[Result] = []
+    gemms: list[float] = []
     for shape in shapes:
+        gemm = gemm_rate(args.gemm_size, min_seconds=0.3 if args.quick else 1.0)
+        gemms.append(gemm)
+        print(
+            f"  {shape_label(shape)}: GEMM rate (torch.mm fp32 {args.gemm_size}^3, "
+            f"{args.threads} threads) {gemm:.1f} GFLOP/s"
+        )
+        if args.csv is not None:
+            size = f"{args.gemm_size}x{args.gemm_size}x{args.gemm_size}"
+            append_csv(
+                args.csv,
+                [("mm", "torch.mm", "fwd", size, "float32", "gflops", gemm, gemm, gemm)],
+                args.threads,
+            )
         started = time.perf_counter()
         shape_results = run_shape(
             shape,
@@ -669,12 +675,13 @@ def main(argv: list[str] | None = None) -> list[Result]:
         if args.csv is not None and shape_results:
             append_csv(args.csv, long_rows(shape_results), args.threads)
     print()
-    print(format_table(results, modes, gemm))
+    print(format_table(results, modes))
     print()
     print(
-        f"GEMM rate {gemm:.1f} GFLOP/s (torch.mm fp32, {args.gemm_size}^3, {args.threads} "
-        "threads). Useful GFLOP/s: 2*B*C_out*H_out*W_out*(C_in/groups)*k^2*(K+2) per forward, "
-        "3x for fwd+bwd; conv2d: its own work. Bound: x + the provider's parameters and "
+        f"GEMM rate {min(gemms):.1f}-{max(gemms):.1f} GFLOP/s (torch.mm fp32, {args.gemm_size}^3, "
+        f"{args.threads} threads, measured before each shape). Useful GFLOP/s: "
+        "2*B*C_out*H_out*W_out*(C_in/groups)*k^2*(K+2) per forward, 3x for fwd+bwd; conv2d: "
+        "its own work. Bound: x + the provider's parameters and "
         "buffers. Peak: bytes allocated by one call through PyTorch's CPU allocator."
     )
     for note in dict.fromkeys(notes):

@@ -86,7 +86,7 @@ def test_run_shape_rows_and_table():
         assert ("speedup_vs_convkan" in r.extra) == has_convkan()
     conv = next(r for r in results if r.provider == "conv2d" and r.mode == "fwd+bwd")
     assert conv.extra["saved_mb"] <= conv.extra["bound_mb"]
-    table = format_table(results, ["fwd", "fwd+bwd"], None)
+    table = format_table(results, ["fwd", "fwd+bwd"])
     assert table.count(f"\n| {SHAPE} |") == len(results)
     assert "`cpu` vs `reference-compiled`, fwd: not measured" in table
     assert "Goals: `cpu` not measured." in table
