@@ -39,15 +39,5 @@ class Conv2dArgs(NamedTuple):
     grid_lo: float = -1.0
     grid_hi: float = 1.0
 
-    def rows(self) -> Conv1dArgs:
-        """The geometry along the height (the 1-D call of one image column)."""
-        return Conv1dArgs(self.stride_h, self.pad_top, self.pad_bottom, self.dilation_h,
-                          self.groups, self.spline_order, self.grid_lo, self.grid_hi)  # fmt: skip
-
-    def cols(self) -> Conv1dArgs:
-        """The geometry along the width (the 1-D call of one image row)."""
-        return Conv1dArgs(self.stride_w, self.pad_left, self.pad_right, self.dilation_w,
-                          self.groups, self.spline_order, self.grid_lo, self.grid_hi)  # fmt: skip
-
 
 DEFAULT_CONV2D = Conv2dArgs()
