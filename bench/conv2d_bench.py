@@ -40,12 +40,15 @@ the bytes autograd keeps for backward (distinct storages, via saved-tensor hooks
 bound ``x + weights`` (the input and the provider's parameters and buffers: ``convkan``'s
 include its spline scaler and knot grid); the peak of the memory the call allocates through
 PyTorch's CPU allocator (``torch.profiler`` memory events of one call, above what was allocated
-before it; buffers a kernel takes from ``malloc`` itself are not seen).
+before it), plus for ``cpu`` the buffers its kernels keep between calls (packed weights,
+transposed ``grad_out``, weight-gradient partial sums: ``mkcc_kernels.cpu_workspace_bytes()``
+after one call from released buffers; also its own metric ``workspace_mb``); other buffers a
+kernel takes from ``malloc`` itself are not seen.
 
 ``--csv`` appends long-format rows as ``bench.linear_bench`` does (op ``kan_conv2d``; metrics
 ``ms``, ``gflops``, ``gemm_gflops``, ``of_gemm``, ``speedup_vs_compiled``,
 ``speedup_vs_convkan``, ``saved_mb``, ``bound_mb``, ``saved_over_bound``, ``peak_mb``,
-``max_rel_err``; each GEMM rate also as op ``mm``); ``--plot PREFIX`` writes
+``workspace_mb``, ``max_rel_err``; each GEMM rate also as op ``mm``); ``--plot PREFIX`` writes
 ``PREFIX_speedup.png`` and ``PREFIX_memory.png`` (``bench.plots.plot_conv2d``).
 """
 
@@ -382,7 +385,15 @@ def run_shape(
             log(f"  {label} saved-for-backward bytes in {time.perf_counter() - started:.1f} s")
         steps = {name: make_step(p, x, mode, grad_out) for name, p in providers.items()}
         times = time_round_robin(steps, warmup, repeats, min_seconds, max_seconds, round_seconds)
-        peaks = {name: peak_bytes(step) for name, step in steps.items()} if measure_peak else {}
+        peaks: dict[str, int] = {}
+        workspace: dict[str, int] = {}
+        for name, step in steps.items() if measure_peak else ():
+            if name == "cpu":  # its reused buffers, sized afresh by this call
+                mkcc_kernels.release_cpu_workspace()
+            peaks[name] = peak_bytes(step)
+            if name == "cpu":
+                workspace[name] = mkcc_kernels.cpu_workspace_bytes()
+                peaks[name] += workspace[name]
         del steps
         for name, samples in times.items():
             work = useful_flops(name, shape, spline_order, mode)
@@ -401,6 +412,8 @@ def run_shape(
                 result.extra["saved_over_bound"] = saved_b / bound_b
             if name in peaks:
                 result.extra["peak_mb"] = peaks[name] / 2**20
+            if name in workspace:
+                result.extra["workspace_mb"] = workspace[name] / 2**20
             results.append(result)
         rows = [r for r in results if r.mode == mode]
         for baseline, metric in BASELINES:
@@ -682,7 +695,8 @@ def main(argv: list[str] | None = None) -> list[Result]:
         f"{args.threads} threads, measured before each shape). Useful GFLOP/s: "
         "2*B*C_out*H_out*W_out*(C_in/groups)*k^2*(K+2) per forward, 3x for fwd+bwd; conv2d: "
         "its own work. Bound: x + the provider's parameters and "
-        "buffers. Peak: bytes allocated by one call through PyTorch's CPU allocator."
+        "buffers. Peak: bytes allocated by one call through PyTorch's CPU allocator (cpu: plus the "
+        "workspace it keeps between calls)."
     )
     for note in dict.fromkeys(notes):
         print(f"note: {note}")
